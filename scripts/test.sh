@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The one command that runs every test of Aegis on a fresh Debian machine (README "Run the tests").
+# Installs what the tests need when it is missing, then runs the whole solution's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v dcmdump >/dev/null 2>&1 || need_pkgs+=(dcmtk)
+command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need_pkgs+=(postgresql)
+command -v Orthanc >/dev/null 2>&1 || need_pkgs+=(orthanc orthanc-dicomweb)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "Installing test dependencies: ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+export TCP_NODELAY=1   # DCMTK peers otherwise stall on delayed ACKs
+
+dotnet build Aegis.slnx -c Release -nologo -v q
+dotnet test Aegis.slnx -c Release --no-build -nologo -v q "$@"
