@@ -141,15 +141,21 @@ public sealed class DicomReader
     {
         // PS3.10 7.1: the meta group is always explicit VR little endian. Read while the group is 0002
         // rather than trusting (0002,0000), which some writers omit or get wrong.
+        // When (0002,0000) is present it bounds the group: group 0002 elements after it belong to the data set
+        // (files exist with a second, stale meta group inside the data set; DCMTK reads them the same way).
         var enc = new Encoding(true, false);
-        while (_in.TryEnsure(6) && _in.Peek(2) is [0x02, 0x00])
+        long end = long.MaxValue;
+        while (_in.Position < end && _in.TryEnsure(6) && _in.Peek(2) is [0x02, 0x00])
         {
             // Some writers encode the meta group in implicit VR: detect by the VR bytes.
             var p = _in.Peek(6);
             bool explicitHere = DicomVR.TryParse(p[4], p[5], out _);
             if (!explicitHere) _warnings.Add($"meta information element at offset {_in.Position} is not in explicit VR");
             var item = ReadElement(meta, explicitHere ? enc : new Encoding(false, false), depth: 0, out _);
-            if (item is not null) meta.AppendSorted(item);
+            if (item is null) continue;
+            meta.AppendSorted(item);
+            if (item.Tag.Value == 0x0002_0000 && item is DicomElement { Length: 4 } gl && end == long.MaxValue)
+                end = _in.Position + System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(gl.Data.Span);
         }
     }
 
