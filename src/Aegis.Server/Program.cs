@@ -1,10 +1,14 @@
+using System.CommandLine;
+using Aegis.Server.Cli;
+
 namespace Aegis.Server;
 
 public static class Program
 {
     public static int Main(string[] args)
     {
-        Console.Error.WriteLine("aegis: no command yet");
-        return 1;
+        var root = new RootCommand("Aegis: a secure-by-default medical image archive (PACS)");
+        root.Subcommands.Add(DumpCommand.Create());
+        return root.Parse(args).Invoke();
     }
 }
