@@ -355,7 +355,7 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
                 ReceivedPdu? received;
                 using (var readTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
                 {
-                    bool inMessage = _rxCommand.Length > 0 || _rxData is not null;
+                    bool inMessage = _rxCommand.WrittenCount > 0 || _rxData is not null;
                     readTimeout.CancelAfter(_machine.State == AssociationState.Sta6 && !inMessage ? _options.IdleTimeout : _options.DimseTimeout);
                     try
                     {
