@@ -49,3 +49,50 @@ public sealed class DcmtkInteropTests
     }
 }
 
+
+public sealed class ClientAgainstDcmtkTests
+{
+    [Fact]
+    public async Task Our_client_echoes_and_stores_files_to_storescp_which_writes_identical_data_sets()
+    {
+        var dir = Directory.CreateTempSubdirectory("aegis-storescp-");
+        int port = Dcmtk.FreePort();
+        using var scp = Dcmtk.Start("storescp", $"-od \"{dir.FullName}\" -aet STORESCP +xa --max-pdu 16384 {port}");
+        try
+        {
+            await Dcmtk.WaitForPortAsync(port);
+            var files = Shared.StorableSamples(8, 2_000_000);
+            var options = new DicomClientOptions
+            {
+                CallingAE = "AEGIS", CalledAE = "STORESCP",
+                PresentationContexts = [PresentationContextProposal.Verification, .. PresentationContextProposal.ForFiles(files)],
+            };
+            await using (var client = await DicomClient.ConnectAsync("127.0.0.1", port, options))
+            {
+                Assert.Equal(16384u, client.Association.PeerMaxPduLength);
+                Assert.Equal(DimseStatus.Success, await client.EchoAsync());
+                foreach (var f in files)
+                {
+                    var status = await client.StoreFileAsync(f);
+                    Assert.True(status.IsSuccess, $"{f}: {status}");
+                }
+                await client.ReleaseAsync();
+                Assert.Equal(AssociationEndReason.Released, client.Association.EndReason);
+            }
+            // storescp writes each instance as a Part 10 file named after modality + SOP instance UID.
+            foreach (var f in files)
+            {
+                var h = Part10Header.Read(f);
+                var written = Directory.GetFiles(dir.FullName).Single(p => p.EndsWith(h.SopInstanceUid, StringComparison.Ordinal));
+                var original = Aegis.Dicom.IO.DicomReader.ReadFile(f).Dataset;
+                var copy = Aegis.Dicom.IO.DicomReader.ReadFile(written).Dataset;
+                Assert.Equal(original.Where(e => !e.Tag.IsGroupLength).Select(e => e.Tag), copy.Where(e => !e.Tag.IsGroupLength).Select(e => e.Tag));
+            }
+        }
+        finally
+        {
+            scp.Kill();
+            dir.Delete(recursive: true);
+        }
+    }
+}

@@ -106,7 +106,8 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
             timeout.CancelAfter(options.ArtimTimeout);
             var confirmTask = a._associateConfirm.Task;
             var done = await Task.WhenAny(confirmTask, a._closed.Task, Task.Delay(Timeout.Infinite, timeout.Token)).ConfigureAwait(false);
-            if (done != confirmTask)
+            // AE-4 indicates the reject and then closes: the confirmation wins if both are there.
+            if (!confirmTask.IsCompleted)
             {
                 await a.AbortAsync().ConfigureAwait(false);
                 ct.ThrowIfCancellationRequested();
