@@ -155,22 +155,7 @@ public sealed class DicomClient : IAsyncDisposable
     /// C-STORE of a Part 10 file: the data set after the meta header is streamed from disk. If the file's transfer syntax was not
     /// accepted but an uncompressed one was and the file is uncompressed, it is converted in memory.
     /// </summary>
-    public async Task<DimseStatus> StoreFileAsync(string path, CancellationToken ct = default)
-    {
-        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        var h = Part10Header.Read(fs);
-        var fileSyntax = TransferSyntax.Lookup(h.TransferSyntaxUid);
-        if (Association.FindPresentationContext(h.SopClassUid, h.TransferSyntaxUid) is not null)
-            return await Association.SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, fileSyntax, fs, ct: ct).ConfigureAwait(false);
-        var alt = Association.FindPresentationContext(h.SopClassUid)
-            ?? throw new DimseException($"No accepted presentation context for {h.SopClassUid}");
-        var target = SyntaxOf(alt);
-        if (!fileSyntax.IsUncompressed || fileSyntax.IsDeflated || !target.IsUncompressed || target.IsDeflated)
-            throw new DimseException($"{path}: {h.TransferSyntaxUid} was not accepted and cannot be converted to {target.Uid}");
-        var ds = Aegis.Dicom.IO.DicomReader.ReadDataset(fs, fileSyntax);
-        var bytes = DimseDataSets.Write(ds, target);
-        return await Association.SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, target, new MemoryStream(bytes), ct: ct).ConfigureAwait(false);
-    }
+    public Task<DimseStatus> StoreFileAsync(string path, CancellationToken ct = default) => Association.SendCStoreFileAsync(path, ct: ct);
 
     /// <summary>C-STORE of a data set already encoded (no meta header) in <paramref name="transferSyntax"/>, streamed from <paramref name="dataSet"/>.</summary>
     public Task<DimseStatus> StoreAsync(string sopClassUid, string sopInstanceUid, TransferSyntax transferSyntax, Stream dataSet,
