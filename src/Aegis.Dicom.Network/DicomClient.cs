@@ -301,19 +301,8 @@ public sealed class DicomClient : IAsyncDisposable
     }
 
     /// <summary>PS3.7 10.1.1: N-EVENT-REPORT (e.g. a storage commitment result sent by an SCP that opened the association).</summary>
-    public async Task<NResult> EventReportAsync(string affectedSopClassUid, string affectedSopInstanceUid, ushort eventTypeId, DicomDataset? eventInformation, CancellationToken ct = default)
-    {
-        var pc = Context(affectedSopClassUid);
-        var ts = SyntaxOf(pc);
-        var cmd = new DimseCommand(CommandField.NEventReportRQ, Association.NextMessageId(), eventInformation is not null)
-        {
-            AffectedSopClassUid = affectedSopClassUid,
-            AffectedSopInstanceUid = affectedSopInstanceUid,
-        };
-        cmd.SetUInt16(CommandTag.EventTypeId, eventTypeId);
-        var m = await SingleResponseAsync(pc.Id, cmd, eventInformation is null ? default : DimseDataSets.Write(eventInformation, ts), ct).ConfigureAwait(false);
-        return new NResult(StatusOf(m), m.DataSet is null ? null : DimseDataSets.Read(m.DataSet, ts));
-    }
+    public Task<NResult> EventReportAsync(string affectedSopClassUid, string affectedSopInstanceUid, ushort eventTypeId, DicomDataset? eventInformation, CancellationToken ct = default) =>
+        Association.SendNEventReportAsync(affectedSopClassUid, affectedSopInstanceUid, eventTypeId, eventInformation, ct);
 
     /// <summary>Handler for requests the SCP sends to us: C-STORE sub-operations of C-GET, N-EVENT-REPORT on this association.</summary>
     public IDicomServiceHandler? RequestHandler { get => _handler.Inner; set => _handler.Inner = value; }

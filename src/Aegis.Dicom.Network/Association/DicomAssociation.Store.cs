@@ -62,4 +62,31 @@ public sealed partial class DicomAssociation
         var bytes = DimseDataSets.Write(ds, target);
         return await SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, target, new MemoryStream(bytes), moveOriginatorAE, moveOriginatorMessageId, ct: ct).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Sends an N-EVENT-REPORT-RQ on this association and waits for the response: e.g. a storage commitment result (PS3.4 J.3.3,
+    /// event type 1 = all succeeded, 2 = failures exist) sent by the SCP on the association the SCU opened.
+    /// </summary>
+    public async Task<NResult> SendNEventReportAsync(string sopClassUid, string sopInstanceUid, ushort eventTypeId, DicomDataset? eventInformation, CancellationToken ct = default)
+    {
+        var pc = FindPresentationContext(sopClassUid) ?? throw new DimseException($"No accepted presentation context for {sopClassUid}");
+        var ts = TransferSyntax.Lookup(pc.TransferSyntax!);
+        var cmd = new DimseCommand(CommandField.NEventReportRQ, NextMessageId(), eventInformation is not null)
+        {
+            AffectedSopClassUid = sopClassUid,
+            AffectedSopInstanceUid = sopInstanceUid,
+        };
+        cmd.SetUInt16(CommandTag.EventTypeId, eventTypeId);
+        var op = await SendRequestAsync(pc.Id, cmd, eventInformation is null ? default : DimseDataSets.Write(eventInformation, ts), null, ct).ConfigureAwait(false);
+        try
+        {
+            var m = await ReadResponseAsync(op, ct).ConfigureAwait(false);
+            return new NResult(new DimseStatus(m.Command.Status ?? DimseStatus.ProcessingFailure.Code, m.Command.ErrorComment),
+                m.DataSet is null ? null : DimseDataSets.Read(m.DataSet, ts));
+        }
+        finally
+        {
+            CompleteOperation(op);
+        }
+    }
 }
