@@ -356,8 +356,11 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
                 ReceivedPdu? received;
                 using (var readTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
                 {
+                    // Inside a message the peer owes us the next PDU soon (DIMSE timeout). Between messages the idle timeout applies,
+                    // unless an operation is in progress: a long C-MOVE handler or a long-awaited response is not idleness
+                    // (the SCU side bounds its wait for responses with the DIMSE timeout in ReadResponseAsync).
                     bool inMessage = _rxCommand.WrittenCount > 0 || _rxData is not null;
-                    readTimeout.CancelAfter(_machine.State == AssociationState.Sta6 && !inMessage ? _options.IdleTimeout : _options.DimseTimeout);
+                    readTimeout.CancelAfter(_machine.State != AssociationState.Sta6 || inMessage ? _options.DimseTimeout : _options.IdleTimeout);
                     try
                     {
                         received = await _transport.ReadPduAsync(_options.MaxPduLength, _options.MaxAssociatePduLength, readTimeout.Token).ConfigureAwait(false);
@@ -366,6 +369,10 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
                     {
                         await InvalidPduAsync(e).ConfigureAwait(false);
                         return;
+                    }
+                    catch (OperationCanceledException) when (!ct.IsCancellationRequested && !inMessage && (!_incoming.IsEmpty || !_outgoing.IsEmpty))
+                    {
+                        continue; // an operation is still in progress: not idle; read again (a partial PDU stays buffered in the pipe)
                     }
                     catch (OperationCanceledException) when (!ct.IsCancellationRequested)
                     {
