@@ -110,17 +110,28 @@ public static partial class DurableFile
         return o;
     }
 
-    /// <summary>Creates a directory (and parents) with mode 0700 on Unix.</summary>
+    /// <summary>Creates a directory with mode 0700 on Unix, and likewise every missing parent
+    /// (Directory.CreateDirectory applies the mode to the last component only).</summary>
     internal static void CreateOwnerOnlyDirectory(string path)
     {
         if (OperatingSystem.IsWindows())
         {
             Directory.CreateDirectory(path);
+            return;
         }
-        else
+
+        if (Directory.Exists(path))
         {
-            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            return;
         }
+
+        string? parent = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (parent is not null)
+        {
+            CreateOwnerOnlyDirectory(parent);
+        }
+
+        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
     }
 
     internal static bool TryDelete(string path)
