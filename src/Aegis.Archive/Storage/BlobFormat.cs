@@ -4,15 +4,17 @@ using System.Security.Cryptography;
 namespace Aegis.Archive.Storage;
 
 /// <summary>
-/// The on-disk format of one blob (see docs/storage-format.md). Two files per blob:
-/// <c>&lt;id&gt;</c> - immutable: a 64-byte header then AES-256-GCM chunk records; and
-/// <c>&lt;id&gt;.key</c> - 80 bytes: the per-blob data key wrapped (AES-256-GCM) by a master key.
-/// The wrapped key lives apart from the image data so that key rotation replaces one small file
-/// atomically (rename) instead of rewriting bytes inside a file that holds image data.
+/// The on-disk format of one blob (see docs/storage-format.md): a 1024-byte header - 64 immutable
+/// bytes, then in its own 512-byte sector the per-blob data key wrapped (AES-256-GCM) by a master
+/// key - followed by AES-256-GCM chunk records. Only the key slot sector is ever rewritten (by key
+/// rotation, journalled through a <c>&lt;id&gt;.key</c> file), so image data is written exactly once.
 /// </summary>
 internal static class BlobFormat
 {
-    public const int HeaderLength = 64;
+    /// <summary>Offset of the first chunk record: the whole header.</summary>
+    public const int HeaderLength = 1024;
+    public const int ImmutableHeaderLength = 64;
+    public const int KeySlotOffset = 512;
     public const ushort Version = 1;
     public const int TagLength = 16;
     public const int NonceLength = 12;
@@ -24,21 +26,26 @@ internal static class BlobFormat
     public const int MinChunkSize = 4 * 1024;
     public const int MaxChunkSize = 16 * 1024 * 1024;
 
-    public const int KeyFileLength = 80;
+    public const int KeyRecordLength = 80;
     public const int MasterKeyIdLength = 8;
 
     public static ReadOnlySpan<byte> BlobMagic => "AEGISBLB"u8;
     public static ReadOnlySpan<byte> KeyMagic => "AEGISKEY"u8;
 
     // Header layout (big-endian integers):
-    //  0  magic "AEGISBLB"           8
-    //  8  version                    2
-    // 10  header length (64)         2
-    // 12  plaintext chunk size       4
-    // 16  blob id (raw 16 bytes)    16   binds the content to its name: a file renamed to
-    //                                    another id fails to open
-    // 32  nonce prefix (random)      4
-    // 36  reserved, zero            28
+    //    0  magic "AEGISBLB"           8
+    //    8  version                    2
+    //   10  header length (1024)       2
+    //   12  plaintext chunk size       4
+    //   16  blob id (raw 16 bytes)    16   binds the content to its name: a file renamed to
+    //                                      another id fails to open
+    //   32  nonce prefix (random)      4
+    //   36  reserved, zero            28
+    //   64  zero                     448
+    //  512  key record                80   (layout below; rewritten in place by rotation)
+    //  592  zero                     432
+    // The key record has a 512-byte sector to itself so that a torn write of it during rotation
+    // cannot damage the immutable header or image data (devices write a sector atomically).
     public static void WriteHeader(Span<byte> header, int chunkSize, ReadOnlySpan<byte> blobId, ReadOnlySpan<byte> noncePrefix)
     {
         header[..HeaderLength].Clear();
@@ -89,15 +96,18 @@ internal static class BlobFormat
             throw new BlobIntegrityException(blobId, null, "header names a different blob id (file moved or substituted)");
         }
 
-        if (header[36..HeaderLength].ContainsAnyExcept((byte)0))
+        // Bytes no one authenticates must hold nothing: zero, or the file was altered.
+        if (header[36..KeySlotOffset].ContainsAnyExcept((byte)0)
+            || header[(KeySlotOffset + KeyRecordLength)..HeaderLength].ContainsAnyExcept((byte)0))
         {
-            throw new BlobIntegrityException(blobId, null, "reserved header bytes 36..63 are not zero");
+            throw new BlobIntegrityException(blobId, null, "reserved header bytes are not zero");
         }
 
         return (chunkSize, header[32..36].ToArray());
     }
 
-    public static byte[] HeaderHash(ReadOnlySpan<byte> header) => SHA256.HashData(header[..HeaderLength]);
+    /// <summary>SHA-256 of the immutable header bytes 0..63 (not of the rewritable key slot).</summary>
+    public static byte[] HeaderHash(ReadOnlySpan<byte> header) => SHA256.HashData(header[..ImmutableHeaderLength]);
 
     /// <summary>Number of chunk records and plaintext length implied by the file length.</summary>
     public static (long ChunkCount, long PlainLength) Layout(long fileLength, int chunkSize, string blobId)
@@ -145,7 +155,7 @@ internal static class BlobFormat
         aad[HeaderHashLength + 8] = final ? (byte)1 : (byte)0;
     }
 
-    // Key file layout:
+    // Key record layout (in the header's key slot, and in the rotation journal <id>.key):
     //  0  magic "AEGISKEY"           8
     //  8  version                    2
     // 10  reserved, zero             2
@@ -156,7 +166,7 @@ internal static class BlobFormat
     // AAD = bytes 0..31 || SHA-256(blob header): the wrapping is only valid for this blob.
     public static byte[] WrapDataKey(MasterKey masterKey, ReadOnlySpan<byte> dataKey, ReadOnlySpan<byte> headerHash)
     {
-        var file = new byte[KeyFileLength];
+        var file = new byte[KeyRecordLength];
         KeyMagic.CopyTo(file);
         BinaryPrimitives.WriteUInt16BigEndian(file.AsSpan(8), Version);
         masterKey.IdBytes.CopyTo(file.AsSpan(12, MasterKeyIdLength));
@@ -169,19 +179,19 @@ internal static class BlobFormat
         return file;
     }
 
-    /// <summary>Reads the master key id a key file names (without authenticating it).</summary>
-    public static ReadOnlySpan<byte> KeyFileMasterKeyId(ReadOnlySpan<byte> keyFile) => keyFile.Slice(12, MasterKeyIdLength);
+    /// <summary>Reads the master key id a key record names (without authenticating it).</summary>
+    public static ReadOnlySpan<byte> KeyRecordMasterKeyId(ReadOnlySpan<byte> keyFile) => keyFile.Slice(12, MasterKeyIdLength);
 
     public static void UnwrapDataKey(ReadOnlySpan<byte> keyFile, ReadOnlySpan<byte> headerHash, MasterKeyProvider keys, string blobId, Span<byte> dataKey, out MasterKey usedKey)
     {
-        if (keyFile.Length != KeyFileLength)
+        if (keyFile.Length != KeyRecordLength)
         {
-            throw new BlobIntegrityException(blobId, null, $"key file is {keyFile.Length} bytes (expected {KeyFileLength})");
+            throw new BlobIntegrityException(blobId, null, $"key record is {keyFile.Length} bytes (expected {KeyRecordLength})");
         }
 
         if (!keyFile[..8].SequenceEqual(KeyMagic) || BinaryPrimitives.ReadUInt16BigEndian(keyFile[8..]) != Version || keyFile[10] != 0 || keyFile[11] != 0)
         {
-            throw new BlobIntegrityException(blobId, null, "key file header is not AEGISKEY version 1");
+            throw new BlobIntegrityException(blobId, null, "key record is not AEGISKEY version 1");
         }
 
         var keyId = keyFile.Slice(12, MasterKeyIdLength);

@@ -45,7 +45,7 @@ internal sealed class BlobReadStream : Stream
         SafeFileHandle handle;
         try
         {
-            handle = File.OpenHandle(blobPath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+            handle = File.OpenHandle(blobPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, FileOptions.SequentialScan);
         }
         catch (DirectoryNotFoundException e)
         {
@@ -56,17 +56,15 @@ internal sealed class BlobReadStream : Stream
         BlobReadStream? stream = null;
         try
         {
-            Span<byte> header = stackalloc byte[BlobFormat.HeaderLength];
-            int n = FileBlobStore.ReadFully(handle, header, 0);
-            var (chunkSize, prefix) = BlobFormat.ParseHeader(header[..n], blobId);
-            byte[] headerHash = BlobFormat.HeaderHash(header);
+            var header = FileBlobStore.ReadHeader(handle, keyPath, blobId);
+            int chunkSize = header.ChunkSize;
+            byte[] prefix = header.NoncePrefix;
+            byte[] headerHash = header.HeaderHash;
             var (chunkCount, length) = BlobFormat.Layout(RandomAccess.GetLength(handle), chunkSize, blobId);
-
-            byte[] keyFile = FileBlobStore.ReadKeyFile(keyPath, blobId);
             Span<byte> dataKey = stackalloc byte[BlobFormat.DataKeyLength];
             try
             {
-                BlobFormat.UnwrapDataKey(keyFile, headerHash, keys, blobId, dataKey, out _);
+                BlobFormat.UnwrapDataKey(header.KeyRecord, headerHash, keys, blobId, dataKey, out _);
                 aes = new AesGcm(dataKey, BlobFormat.TagLength);
             }
             finally

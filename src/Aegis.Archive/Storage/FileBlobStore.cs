@@ -12,15 +12,16 @@ public sealed class FileBlobStoreOptions
 
 /// <summary>
 /// Encrypted, durable blobs on a local file system under DIR/store:
-/// <c>store/tmp/&lt;random&gt;.partial</c> while written, then <c>store/ab/cd/&lt;id&gt;</c> (image data)
-/// and <c>store/ab/cd/&lt;id&gt;.key</c> (wrapped data key). File names come only from generated ids.
+/// <c>store/tmp/&lt;random&gt;.partial</c> while written, then <c>store/ab/cd/&lt;id&gt;</c>; during a key
+/// rotation also <c>store/ab/cd/&lt;id&gt;.key</c> (journal of the new wrapped key). File names come
+/// only from generated ids.
 /// </summary>
 public sealed class FileBlobStore : IRewrappableBlobStore
 {
     private readonly string _root;
     private readonly string _staging;
     private readonly int _chunkSize;
-    private readonly ConcurrentDictionary<string, byte> _durableDirectories = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<bool>> _durableDirectories = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _activeStaging = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _activeIds = new(StringComparer.Ordinal);
 
@@ -38,6 +39,18 @@ public sealed class FileBlobStore : IRewrappableBlobStore
         _root = Path.Combine(data, "store");
         _staging = Path.Combine(_root, "tmp");
         DurableFile.CreateOwnerOnlyDirectory(_staging);
+
+        // A previous process may have created fan-out directories and crashed before making their
+        // entries durable; fsync every directory that holds such entries once, now, so later
+        // commits only need to fsync the directory they rename into.
+        foreach (var level1 in Directory.EnumerateDirectories(_root))
+        {
+            if (IsHexPair(Path.GetFileName(level1)))
+            {
+                DurableFile.FsyncDirectory(level1);
+            }
+        }
+
         DurableFile.FsyncDirectory(_root);
         DurableFile.FsyncDirectory(data);
     }
@@ -70,8 +83,8 @@ public sealed class FileBlobStore : IRewrappableBlobStore
             return Task.CompletedTask;
         }
 
-        // Image data first, key second: a crash in between leaves an orphan key (removed by
-        // CleanupStagingAsync), never a listed blob that cannot be opened.
+        // Image data first, journal second: a crash in between leaves an orphan journal (removed
+        // by CleanupStagingAsync), never a listed blob that cannot be opened.
         File.Delete(blob);
         File.Delete(KeyPath(blobId));
         DurableFile.FsyncDirectory(directory);
@@ -113,8 +126,8 @@ public sealed class FileBlobStore : IRewrappableBlobStore
             }
         }
 
-        // A key whose blob is missing: a commit that crashed between its two renames, or a
-        // delete that crashed between its two unlinks. Neither was acknowledged.
+        // A key journal whose blob is gone: a delete that crashed between its two unlinks. (A
+        // journal beside its blob is an unfinished rotation; the next rotation completes it.)
         foreach (var (directory, prefix) in FanOutDirectories())
         {
             bool changed = false;
@@ -144,37 +157,54 @@ public sealed class FileBlobStore : IRewrappableBlobStore
     {
         BlobId.Validate(blobId);
         cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Rewrap(blobId, stopAfterJournal: false));
+    }
+
+    /// <summary>
+    /// Re-wraps in three crash-safe steps: (1) the new key record is written to the journal
+    /// <c>&lt;id&gt;.key</c> atomically (readers prefer the journal whenever it exists); (2) the
+    /// header's key slot sector is overwritten in place and fsynced - a torn write here is harmless
+    /// because the journal is still authoritative; (3) the journal is removed. A crash anywhere
+    /// leaves a readable blob; the next run redoes the unfinished steps. Image data is untouched.
+    /// </summary>
+    internal bool Rewrap(string blobId, bool stopAfterJournal)
+    {
         string blob = BlobPath(blobId);
-        string keyPath = KeyPath(blobId);
-        byte[] headerHash = ReadHeaderHash(blob, blobId);
-        byte[] keyFile = ReadKeyFile(keyPath, blobId);
-        Span<byte> dataKey = stackalloc byte[BlobFormat.DataKeyLength];
+        string journal = KeyPath(blobId);
+        using var file = new FileStream(blob, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0);
+        var header = ReadHeader(file.SafeFileHandle, journal, blobId);
+        byte[] dataKey = GC.AllocateUninitializedArray<byte>(BlobFormat.DataKeyLength, pinned: true);
         try
         {
-            BlobFormat.UnwrapDataKey(keyFile, headerHash, Keys, blobId, dataKey, out var used);
-            byte[] dk = dataKey.ToArray();
-            try
-            {
-                // Under the switch gate: a rotation cannot retire the key we are moving away from
-                // while this wrap with the (then) current key is in flight.
-                return Task.FromResult(Keys.WithCurrentKey(current =>
-                {
-                    if (used == current)
-                    {
-                        return false;
-                    }
+            BlobFormat.UnwrapDataKey(header.KeyRecord, header.HeaderHash, Keys, blobId, dataKey, out var used);
 
-                    // The encrypted image data is never touched: only the 80-byte key file is
-                    // replaced, atomically (write, fsync, rename over, fsync directory).
-                    byte[] wrapped = BlobFormat.WrapDataKey(current, dk, headerHash);
-                    DurableFile.WriteAllBytesAtomic(keyPath, wrapped, _staging);
-                    return true;
-                }));
-            }
-            finally
+            // Under the switch gate: a rotation cannot retire the key we are moving away from
+            // while this wrap with the (then) current key is in flight.
+            return Keys.WithCurrentKey(current =>
             {
-                CryptographicOperations.ZeroMemory(dk);
-            }
+                if (used == current && !header.FromJournal)
+                {
+                    return false;
+                }
+
+                byte[] record = header.KeyRecord;
+                if (used != current)
+                {
+                    record = BlobFormat.WrapDataKey(current, dataKey, header.HeaderHash);
+                    DurableFile.WriteAllBytesAtomic(journal, record, _staging);
+                }
+
+                if (stopAfterJournal)
+                {
+                    return true;
+                }
+
+                RandomAccess.Write(file.SafeFileHandle, record, BlobFormat.KeySlotOffset);
+                DurableFile.FlushToDisk(file);
+                File.Delete(journal);
+                DurableFile.FsyncDirectory(Path.GetDirectoryName(blob)!);
+                return true;
+            });
         }
         finally
         {
@@ -186,7 +216,8 @@ public sealed class FileBlobStore : IRewrappableBlobStore
     public string GetWrappingKeyId(string blobId)
     {
         BlobId.Validate(blobId);
-        return Convert.ToHexStringLower(BlobFormat.KeyFileMasterKeyId(ReadKeyFile(KeyPath(blobId), blobId)));
+        using var handle = File.OpenHandle(BlobPath(blobId), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return Convert.ToHexStringLower(BlobFormat.KeyRecordMasterKeyId(ReadHeader(handle, KeyPath(blobId), blobId).KeyRecord));
     }
 
     internal string BlobPath(string blobId) => Path.Combine(_root, blobId[..2], blobId[2..4], blobId);
@@ -205,56 +236,87 @@ public sealed class FileBlobStore : IRewrappableBlobStore
 
     internal void UnregisterId(string blobId) => _activeIds.TryRemove(blobId, out _);
 
-    /// <summary>Creates store/ab/cd if needed and makes its existence durable: each directory on
-    /// the path is fsynced in its parent the first time this process uses it, so a blob renamed
-    /// into a brand-new directory cannot vanish with that directory after a power cut.</summary>
+    /// <summary>Creates store/ab/cd if needed and makes its existence durable before any blob is
+    /// renamed into it: a directory this process creates is fsynced in its parent (and the parent
+    /// in the store root), and every caller waits for that to finish. Directories that already
+    /// existed at start-up were made durable by the constructor (root and first level fsynced).</summary>
     internal string EnsureBlobDirectory(string blobId)
     {
-        string level1 = Path.Combine(_root, blobId[..2]);
-        string level2 = Path.Combine(level1, blobId[2..4]);
-        if (_durableDirectories.ContainsKey(level2))
+        string level2 = Path.Combine(_root, blobId[..2], blobId[2..4]);
+        var once = _durableDirectories.GetOrAdd(level2, static (path, root) => new Lazy<bool>(() =>
         {
-            return level2;
+            if (Directory.Exists(path))
+            {
+                return false;
+            }
+
+            string level1 = Path.GetDirectoryName(path)!;
+            bool newLevel1 = !Directory.Exists(level1);
+            DurableFile.CreateOwnerOnlyDirectory(path);
+            DurableFile.FsyncDirectory(level1);
+            if (newLevel1)
+            {
+                DurableFile.FsyncDirectory(root);
+            }
+
+            return true;
+        }), _root);
+        try
+        {
+            _ = once.Value;
+        }
+        catch
+        {
+            // Lazy caches the failure; drop it so a later commit tries again.
+            _durableDirectories.TryRemove(new KeyValuePair<string, Lazy<bool>>(level2, once));
+            throw;
         }
 
-        DurableFile.CreateOwnerOnlyDirectory(level2);
-        DurableFile.FsyncDirectory(level1);
-        DurableFile.FsyncDirectory(_root);
-        _durableDirectories[level2] = 0;
         return level2;
     }
 
-    private static byte[] ReadHeaderHash(string blobPath, string blobId)
+    internal readonly record struct BlobHeader(int ChunkSize, byte[] NoncePrefix, byte[] HeaderHash, byte[] KeyRecord, bool FromJournal);
+
+    /// <summary>Reads and validates the header; the key record comes from the rotation journal
+    /// when one exists (it is then authoritative), else from the header's key slot.</summary>
+    internal static BlobHeader ReadHeader(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string journalPath, string blobId)
     {
-        Span<byte> header = stackalloc byte[BlobFormat.HeaderLength];
-        using var handle = File.OpenHandle(blobPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var header = new byte[BlobFormat.HeaderLength];
         int n = ReadFully(handle, header, 0);
-        BlobFormat.ParseHeader(header[..n], blobId);
-        return BlobFormat.HeaderHash(header);
+        var (chunkSize, prefix) = BlobFormat.ParseHeader(header.AsSpan(0, n), blobId);
+        byte[] hash = BlobFormat.HeaderHash(header);
+        byte[]? journal = TryReadJournal(journalPath, blobId);
+        byte[] record = journal ?? header.AsSpan(BlobFormat.KeySlotOffset, BlobFormat.KeyRecordLength).ToArray();
+        return new BlobHeader(chunkSize, prefix, hash, record, journal is not null);
     }
 
-    internal static byte[] ReadKeyFile(string keyPath, string blobId)
+    private static byte[]? TryReadJournal(string journalPath, string blobId)
     {
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
-            using var handle = File.OpenHandle(keyPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+            handle = File.OpenHandle(journalPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+
+        using (handle)
+        {
             long length = RandomAccess.GetLength(handle);
-            if (length != BlobFormat.KeyFileLength)
+            if (length != BlobFormat.KeyRecordLength)
             {
-                throw new BlobIntegrityException(blobId, null, $"key file is {length} bytes (expected {BlobFormat.KeyFileLength})");
+                throw new BlobIntegrityException(blobId, null, $"key journal is {length} bytes (expected {BlobFormat.KeyRecordLength})");
             }
 
-            var buffer = new byte[BlobFormat.KeyFileLength];
+            var buffer = new byte[BlobFormat.KeyRecordLength];
             if (ReadFully(handle, buffer, 0) != buffer.Length)
             {
-                throw new BlobIntegrityException(blobId, null, "key file shrank while being read");
+                throw new BlobIntegrityException(blobId, null, "key journal shrank while being read");
             }
 
             return buffer;
-        }
-        catch (FileNotFoundException e)
-        {
-            throw new BlobIntegrityException(blobId, null, "wrapped key file is missing", e);
         }
     }
 

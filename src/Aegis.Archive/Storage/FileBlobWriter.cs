@@ -134,74 +134,38 @@ internal sealed class FileBlobWriter : BlobWriter
     {
         EnsureOpen();
         cancellationToken.ThrowIfCancellationRequested();
-        string? keyStaging = null;
-        string? keyFinal = null;
-        bool keyPlaced = false;
         try
         {
             EmitChunk(_plain.AsSpan(0, _buffered), final: true);
-            DurableFile.FlushToDisk(_file!);
-            _file!.Dispose();
-            _file = null;
             byte[] sha = _sha256.GetHashAndReset();
-
             string directory = _store.EnsureBlobDirectory(_blobId);
             string blobFinal = _store.BlobPath(_blobId);
-            keyFinal = _store.KeyPath(_blobId);
-            keyStaging = Path.Combine(_store.StagingDirectory, $"{System.IO.Path.GetFileNameWithoutExtension(_stagingName)}.key.partial");
-            _store.RegisterStaging(Path.GetFileName(keyStaging), _blobId);
 
-            // The key is wrapped under the switch gate so a concurrent rotation either sees this
-            // blob in its listing or made its new key current before we picked one.
+            // The data key is wrapped, and the blob renamed into place, under the key switch gate:
+            // a concurrent rotation either lists this blob afterwards or had already made its new
+            // key current before we picked one - no blob can stay wrapped by a retired key.
             _store.Keys.WithCurrentKey(current =>
             {
-                byte[] wrapped = BlobFormat.WrapDataKey(current, _dataKey, _headerHash);
-                using (var key = new FileStream(keyStaging, DurableFile.CreateOwnerOnly(FileMode.CreateNew, FileAccess.Write, 0)))
-                {
-                    key.Write(wrapped);
-                    DurableFile.FlushToDisk(key);
-                }
-
-                // Key first, blob second: whoever can see the blob can also see its key.
-                DurableFile.MoveNoReplace(keyStaging, keyFinal);
-                keyPlaced = true;
+                byte[] record = BlobFormat.WrapDataKey(current, _dataKey, _headerHash);
+                RandomAccess.Write(_file!.SafeFileHandle, record, BlobFormat.KeySlotOffset);
+                DurableFile.FlushToDisk(_file);
+                _file.Dispose();
+                _file = null;
                 DurableFile.MoveNoReplace(_stagingPath, blobFinal);
                 return 0;
             });
 
-            // The renames are durable only once the directory holding the new names is.
+            // The rename is durable only once the directory holding the new name is.
             DurableFile.FsyncDirectory(directory);
             _state = State.Committed;
+            Cleanup(deleteStaging: false);
             return Task.FromResult(new StoredBlob(_blobId, _plainLength, sha));
         }
         catch
         {
-            if (keyPlaced && !File.Exists(_store.BlobPath(_blobId)) && keyFinal is not null)
-            {
-                DurableFile.TryDelete(keyFinal);
-            }
-
-            if (keyStaging is not null)
-            {
-                DurableFile.TryDelete(keyStaging);
-                _store.UnregisterStaging(Path.GetFileName(keyStaging));
-            }
-
             _state = State.Aborted;
             Cleanup(deleteStaging: true);
             throw;
-        }
-        finally
-        {
-            if (keyStaging is not null)
-            {
-                _store.UnregisterStaging(Path.GetFileName(keyStaging));
-            }
-
-            if (_state == State.Committed)
-            {
-                Cleanup(deleteStaging: false);
-            }
         }
     }
 

@@ -8,7 +8,8 @@ public sealed class BlobTamperTests
 {
     private const int Chunk = 4096;
     private const int Record = Chunk + 16;
-    private const int Header = 64;
+    private const int Header = 1024;
+    private const int KeySlot = 512;
 
     private static async Task<(StoreFixture F, StoredBlob Blob, byte[] Data)> Setup(int length = (3 * Chunk) + 1234)
     {
@@ -42,14 +43,9 @@ public sealed class BlobTamperTests
         }
     }
 
-    public static TheoryData<int> BlobPositions()
+    public static TheoryData<int> ChunkPositions()
     {
         var positions = new TheoryData<int>();
-        for (int i = 0; i < Header; i++)
-        {
-            positions.Add(i);
-        }
-
         for (int c = 0; c < 4; c++)
         {
             int start = Header + (c * Record);
@@ -64,8 +60,8 @@ public sealed class BlobTamperTests
     }
 
     [Theory]
-    [MemberData(nameof(BlobPositions))]
-    public async Task FlippingAnyBlobByteIsDetected(int position)
+    [MemberData(nameof(ChunkPositions))]
+    public async Task FlippingAnyChunkByteIsDetectedInThatChunk(int position)
     {
         var (f, blob, data) = await Setup();
         using (f)
@@ -74,37 +70,63 @@ public sealed class BlobTamperTests
             var bytes = File.ReadAllBytes(path);
             bytes[position] ^= 0x01;
             File.WriteAllBytes(path, bytes);
-            var e = await ReadChecked(f, blob.BlobId, data);
-            Assert.IsType<BlobIntegrityException>(e);
+            var e = Assert.IsType<BlobIntegrityException>(await ReadChecked(f, blob.BlobId, data));
             Assert.Contains(blob.BlobId, e.Message, StringComparison.Ordinal);
-            if (position >= Header)
-            {
-                Assert.Equal((position - Header) / Record, ((BlobIntegrityException)e).ChunkIndex);
-            }
+            Assert.Equal((position - Header) / Record, e.ChunkIndex);
         }
     }
 
     [Fact]
-    public async Task FlippingAnyKeyFileByteIsDetected()
+    public async Task FlippingAnyHeaderByteIsDetected()
     {
         var (f, blob, data) = await Setup();
         using (f)
         {
-            string path = f.Store.KeyPath(blob.BlobId);
+            string path = f.Store.BlobPath(blob.BlobId);
             var original = File.ReadAllBytes(path);
+            for (int i = 0; i < Header; i++)
+            {
+                var bytes = (byte[])original.Clone();
+                bytes[i] ^= (byte)(1 << (i % 8));
+                File.WriteAllBytes(path, bytes);
+                var e = await ReadChecked(f, blob.BlobId, data);
+
+                // Key slot bytes 12..19 name the master key: a changed id names a key we lack.
+                var expected = i is >= KeySlot + 12 and < KeySlot + 20 ? typeof(MasterKeyNotFoundException) : typeof(BlobIntegrityException);
+                Assert.True(e is not null && e.GetType() == expected, $"byte {i}: {e?.GetType().Name ?? "no exception"}");
+            }
+
+            File.WriteAllBytes(path, original);
+            Assert.Null(await ReadChecked(f, blob.BlobId, data));
+        }
+    }
+
+    [Fact]
+    public async Task RotationJournalIsAuthoritativeAndTamperEvident()
+    {
+        var (f, blob, data) = await Setup();
+        using (f)
+        {
+            // A rotation that "crashed" after writing the journal: the journal holds the new wrap.
+            var fresh = f.Keys.GenerateAndSwitch();
+            Assert.True(f.Store.Rewrap(blob.BlobId, stopAfterJournal: true));
+            string journal = f.Store.KeyPath(blob.BlobId);
+            Assert.Equal(fresh.Id, f.Store.GetWrappingKeyId(blob.BlobId));
+            Assert.Null(await ReadChecked(f, blob.BlobId, data));
+
+            var original = File.ReadAllBytes(journal);
+            Assert.Equal(80, original.Length);
             for (int i = 0; i < original.Length; i++)
             {
                 var bytes = (byte[])original.Clone();
                 bytes[i] ^= 0x80;
-                File.WriteAllBytes(path, bytes);
-                var e = await ReadChecked(f, blob.BlobId, data);
-                Assert.NotNull(e);
-
-                // Bytes 12..19 name the master key: a changed id names a key we do not have.
-                Assert.IsType(i is >= 12 and < 20 ? typeof(MasterKeyNotFoundException) : typeof(BlobIntegrityException), e);
+                File.WriteAllBytes(journal, bytes);
+                Assert.NotNull(await ReadChecked(f, blob.BlobId, data));
             }
 
-            File.WriteAllBytes(path, original);
+            File.WriteAllBytes(journal, original[..79]);
+            Assert.IsType<BlobIntegrityException>(await ReadChecked(f, blob.BlobId, data));
+            File.WriteAllBytes(journal, original);
             Assert.Null(await ReadChecked(f, blob.BlobId, data));
         }
     }
@@ -152,26 +174,28 @@ public sealed class BlobTamperTests
     }
 
     [Fact]
-    public async Task SubstitutingAnotherBlobsFilesIsDetected()
+    public async Task SubstitutingAnotherBlobsBytesIsDetected()
     {
         var (f, a, dataA) = await Setup();
         using (f)
         {
             var b = await f.WriteAsync(StoreFixture.RandomBytes(5000, 7));
 
-            // Both files of b put under a's name: authentic, but for another id.
+            // b's whole file under a's name: authentic, but for another id.
             File.Copy(f.Store.BlobPath(b.BlobId), f.Store.BlobPath(a.BlobId), overwrite: true);
-            File.Copy(f.Store.KeyPath(b.BlobId), f.Store.KeyPath(a.BlobId), overwrite: true);
             Assert.IsType<BlobIntegrityException>(await ReadChecked(f, a.BlobId, dataA));
 
-            // Only the key file of another blob: it does not unwrap for this header.
+            // b's wrapped key put into c's key slot: it does not unwrap for c's header.
             var c = await f.WriteAsync(dataA);
-            File.Copy(f.Store.KeyPath(b.BlobId), f.Store.KeyPath(c.BlobId), overwrite: true);
+            var bBytes = File.ReadAllBytes(f.Store.BlobPath(b.BlobId));
+            var cBytes = File.ReadAllBytes(f.Store.BlobPath(c.BlobId));
+            bBytes.AsSpan(KeySlot, 80).CopyTo(cBytes.AsSpan(KeySlot));
+            File.WriteAllBytes(f.Store.BlobPath(c.BlobId), cBytes);
             Assert.IsType<BlobIntegrityException>(await ReadChecked(f, c.BlobId, dataA));
 
-            // Missing key file.
+            // ...nor as c's rotation journal.
             var d = await f.WriteAsync(dataA);
-            File.Delete(f.Store.KeyPath(d.BlobId));
+            File.WriteAllBytes(f.Store.KeyPath(d.BlobId), bBytes.AsSpan(KeySlot, 80).ToArray());
             Assert.IsType<BlobIntegrityException>(await ReadChecked(f, d.BlobId, dataA));
         }
     }
@@ -187,6 +211,8 @@ public sealed class BlobTamperTests
             Assert.Equal(Header + 16, b.Length);
             Assert.Null(await ReadChecked(f, blob.BlobId, data));
             File.WriteAllBytes(path, b[..Header]);
+            Assert.IsType<BlobIntegrityException>(await ReadChecked(f, blob.BlobId, data));
+            File.WriteAllBytes(path, b[..(Header + 15)]);
             Assert.IsType<BlobIntegrityException>(await ReadChecked(f, blob.BlobId, data));
             File.WriteAllBytes(path, [.. b, .. StoreFixture.RandomBytes(1, 1)]);
             Assert.IsType<BlobIntegrityException>(await ReadChecked(f, blob.BlobId, data));

@@ -99,7 +99,14 @@ public sealed class MasterKeyAndRotationTests
         foreach (var (blob, data, file) in blobs)
         {
             Assert.Equal(result.CurrentKeyId, f.Store.GetWrappingKeyId(blob.BlobId));
-            Assert.Equal(file, File.ReadAllBytes(f.Store.BlobPath(blob.BlobId)));
+            Assert.False(File.Exists(f.Store.KeyPath(blob.BlobId)));
+
+            // Only the 80-byte key slot changed; the immutable header and every chunk are as written.
+            var after = File.ReadAllBytes(f.Store.BlobPath(blob.BlobId));
+            Assert.Equal(file.Length, after.Length);
+            Assert.Equal(file[..512], after[..512]);
+            Assert.Equal(file[592..], after[592..]);
+            Assert.NotEqual(file[512..592], after[512..592]);
             Assert.Equal(data, await f.ReadAllAsync(blob.BlobId));
         }
 
@@ -134,6 +141,10 @@ public sealed class MasterKeyAndRotationTests
         Assert.True(await f.Store.RewrapAsync(blobs[1].Blob.BlobId));
         Assert.False(await f.Store.RewrapAsync(blobs[1].Blob.BlobId));
 
+        // A third crashed after its journal was written but before the key slot was updated.
+        Assert.True(f.Store.Rewrap(blobs[2].Blob.BlobId, stopAfterJournal: true));
+        Assert.True(File.Exists(f.Store.KeyPath(blobs[2].Blob.BlobId)));
+
         // Written mid-rotation: wrapped with the new key straight away.
         var during = StoreFixture.RandomBytes(3000, 99);
         var duringBlob = await f.WriteAsync(during);
@@ -153,8 +164,10 @@ public sealed class MasterKeyAndRotationTests
 
         var result = await KeyRotation.RotateAsync(store, restarted);
         Assert.Equal(fresh.Id, result.CurrentKeyId);
-        Assert.Equal(3, result.Rewrapped);
+        Assert.Equal(3, result.Rewrapped); // blobs 2 (journal finished in place), 3, 4
         Assert.Equal(3, result.AlreadyCurrent);
+        Assert.False(File.Exists(f.Store.KeyPath(blobs[2].Blob.BlobId)));
+        Assert.Equal(0, await store.CleanupStagingAsync());
         Assert.Equal([oldKey], result.RetiredKeyIds);
 
         // Running again is a new rotation and leaves everything readable.
