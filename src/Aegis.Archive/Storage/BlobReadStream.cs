@@ -56,21 +56,22 @@ internal sealed class BlobReadStream : Stream
         BlobReadStream? stream = null;
         try
         {
-            var header = FileBlobStore.ReadHeader(handle, keyPath, blobId);
-            int chunkSize = header.ChunkSize;
-            byte[] prefix = header.NoncePrefix;
-            byte[] headerHash = header.HeaderHash;
-            var (chunkCount, length) = BlobFormat.Layout(RandomAccess.GetLength(handle), chunkSize, blobId);
             Span<byte> dataKey = stackalloc byte[BlobFormat.DataKeyLength];
+            FileBlobStore.BlobHeader header;
             try
             {
-                BlobFormat.UnwrapDataKey(header.KeyRecord, headerHash, keys, blobId, dataKey, out _);
+                header = FileBlobStore.ReadHeaderAndUnwrap(handle, keyPath, blobId, keys, dataKey, out _);
                 aes = new AesGcm(dataKey, BlobFormat.TagLength);
             }
             finally
             {
                 CryptographicOperations.ZeroMemory(dataKey);
             }
+
+            int chunkSize = header.ChunkSize;
+            byte[] prefix = header.NoncePrefix;
+            byte[] headerHash = header.HeaderHash;
+            var (chunkCount, length) = BlobFormat.Layout(RandomAccess.GetLength(handle), chunkSize, blobId);
 
             stream = new BlobReadStream(blobId, handle, aes, headerHash, prefix, chunkSize, chunkCount, length);
             stream.LoadChunk(chunkCount - 1);

@@ -172,11 +172,10 @@ public sealed class FileBlobStore : IRewrappableBlobStore
         string blob = BlobPath(blobId);
         string journal = KeyPath(blobId);
         using var file = new FileStream(blob, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0);
-        var header = ReadHeader(file.SafeFileHandle, journal, blobId);
         byte[] dataKey = GC.AllocateUninitializedArray<byte>(BlobFormat.DataKeyLength, pinned: true);
         try
         {
-            BlobFormat.UnwrapDataKey(header.KeyRecord, header.HeaderHash, Keys, blobId, dataKey, out var used);
+            var header = ReadHeaderAndUnwrap(file.SafeFileHandle, journal, blobId, Keys, dataKey, out var used);
 
             // Under the switch gate: a rotation cannot retire the key we are moving away from
             // while this wrap with the (then) current key is in flight.
@@ -288,6 +287,26 @@ public sealed class FileBlobStore : IRewrappableBlobStore
         byte[]? journal = TryReadJournal(journalPath, blobId);
         byte[] record = journal ?? header.AsSpan(BlobFormat.KeySlotOffset, BlobFormat.KeyRecordLength).ToArray();
         return new BlobHeader(chunkSize, prefix, hash, record, journal is not null);
+    }
+
+    /// <summary>Reads the header and unwraps the data key. If the key slot fails to authenticate,
+    /// reads once more: a concurrent rotation in this process may have been overwriting the slot
+    /// between our reads (its journal exists then, or the slot is whole again). A slot that is
+    /// really damaged fails twice and is reported.</summary>
+    internal static BlobHeader ReadHeaderAndUnwrap(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string journalPath, string blobId, MasterKeyProvider keys, Span<byte> dataKey, out MasterKey used)
+    {
+        var header = ReadHeader(handle, journalPath, blobId);
+        try
+        {
+            BlobFormat.UnwrapDataKey(header.KeyRecord, header.HeaderHash, keys, blobId, dataKey, out used);
+            return header;
+        }
+        catch (BlobIntegrityException) when (!header.FromJournal)
+        {
+            header = ReadHeader(handle, journalPath, blobId);
+            BlobFormat.UnwrapDataKey(header.KeyRecord, header.HeaderHash, keys, blobId, dataKey, out used);
+            return header;
+        }
     }
 
     private static byte[]? TryReadJournal(string journalPath, string blobId)

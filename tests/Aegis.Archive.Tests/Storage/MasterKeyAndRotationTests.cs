@@ -212,4 +212,51 @@ public sealed class MasterKeyAndRotationTests
         await using var s = await new FileBlobStore(f.DataDirectory, onlyNew).OpenReadAsync(blob.BlobId);
         Assert.Equal(4, s.Length);
     }
+
+    [Fact]
+    public async Task ReadsAndWritesDuringRotationAllSucceedAndEndUnderTheNewKey()
+    {
+        using var f = new StoreFixture(4096);
+        var blobs = new System.Collections.Concurrent.ConcurrentBag<(string Id, byte[] Data)>();
+        for (int i = 0; i < 40; i++)
+        {
+            var data = StoreFixture.RandomBytes(3000 + (i * 100), i);
+            blobs.Add(((await f.WriteAsync(data)).BlobId, data));
+        }
+
+        var rotation = Task.Run(() => KeyRotation.RotateAsync(f.Store, f.Keys));
+        var traffic = Task.Run(async () =>
+        {
+            int n = 0;
+            while (!rotation.IsCompleted || n < 20)
+            {
+                var snapshot = blobs.ToArray();
+                var (id, data) = snapshot[n % snapshot.Length];
+                Assert.Equal(data, await f.ReadAllAsync(id));
+                if (n % 3 == 0)
+                {
+                    var fresh = StoreFixture.RandomBytes(2000, 1000 + n);
+                    blobs.Add(((await f.WriteAsync(fresh)).BlobId, fresh));
+                }
+
+                n++;
+            }
+        });
+        var result = await rotation;
+        await traffic;
+        Assert.Empty(result.Failed);
+        Assert.Single(result.RetiredKeyIds);
+
+        using var restarted = MasterKeyProvider.Load(f.Options());
+        Assert.Single(restarted.Keys);
+        var store = new FileBlobStore(f.DataDirectory, restarted);
+        foreach (var (id, data) in blobs)
+        {
+            Assert.Equal(restarted.Current.Id, store.GetWrappingKeyId(id));
+            await using var s = await store.OpenReadAsync(id);
+            using var ms = new MemoryStream();
+            await s.CopyToAsync(ms);
+            Assert.Equal(data, ms.ToArray());
+        }
+    }
 }
