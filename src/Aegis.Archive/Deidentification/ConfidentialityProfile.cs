@@ -81,24 +81,31 @@ public sealed record ConfidentialityProfileRow(uint Tag, uint Mask, string Name,
 /// <summary>PS3.15 Annex E Table E.1-1, generated into ConfidentialityProfile.g.cs by tools/Aegis.StandardGen.</summary>
 public static partial class ConfidentialityProfile
 {
-    private static readonly FrozenDictionary<uint, ConfidentialityProfileRow> s_exact =
-        Data.Where(r => r.Mask == 0xFFFF_FFFF).ToFrozenDictionary(r => r.Tag);
+    // The indexes live in a nested class: field initializers of the two partial files run in an unspecified order,
+    // and a nested class is initialized on first use, after Data.
+    private static class Index
+    {
+        internal static readonly FrozenDictionary<uint, ConfidentialityProfileRow> Exact =
+            Data.Where(r => r.Mask == 0xFFFF_FFFF).ToFrozenDictionary(r => r.Tag);
 
-    private static readonly ConfidentialityProfileRow[] s_patterns =
-        [.. Data.Where(r => r.Mask != 0xFFFF_FFFF && !r.IsPrivateAttributesRow).OrderByDescending(r => uint.PopCount(r.Mask))];
+        internal static readonly ConfidentialityProfileRow[] Patterns =
+            [.. Data.Where(r => r.Mask != 0xFFFF_FFFF && !r.IsPrivateAttributesRow).OrderByDescending(r => uint.PopCount(r.Mask))];
+
+        internal static readonly ConfidentialityProfileRow Private = Data.Single(r => r.IsPrivateAttributesRow);
+    }
 
     /// <summary>Every row of the table in tag order.</summary>
     public static IReadOnlyList<ConfidentialityProfileRow> Rows => Data;
 
     /// <summary>The "(gggg,eeee) where gggg is odd" row.</summary>
-    public static ConfidentialityProfileRow PrivateAttributes { get; } = Data.Single(r => r.IsPrivateAttributesRow);
+    public static ConfidentialityProfileRow PrivateAttributes => Index.Private;
 
     /// <summary>The row for a standard (even group) tag: exact first, then the most specific xx pattern; null if unlisted.</summary>
     public static ConfidentialityProfileRow? Lookup(DicomTag tag)
     {
         if (tag.IsPrivate) return PrivateAttributes;
-        if (s_exact.TryGetValue(tag.Value, out var row)) return row;
-        foreach (var p in s_patterns)
+        if (Index.Exact.TryGetValue(tag.Value, out var row)) return row;
+        foreach (var p in Index.Patterns)
             if ((tag.Value & p.Mask) == p.Tag) return p;
         return null;
     }
