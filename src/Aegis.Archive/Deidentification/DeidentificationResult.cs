@@ -37,7 +37,9 @@ public sealed class DeidentificationResult
     /// our implementation UID; nothing of the source meta (source AE title, private meta) is carried over.
     /// </summary>
     public DicomDataset CreateFileMetaInformation(TransferSyntax syntax) =>
-        DicomFile.CreateMeta(Dataset.GetString(0x0008_0016) ?? "", Dataset.GetString(0x0008_0018) ?? "", syntax);
+        DicomFile.CreateMeta(Uid(0x0008_0016), Uid(0x0008_0018), syntax);
+
+    private string Uid(uint tag) => Dataset.Get(tag) is DicomElement { VR.Kind: VRKind.Text } ? Dataset.GetString(tag) ?? "" : "";
 
     public DicomFile ToFile(TransferSyntax syntax) => new(CreateFileMetaInformation(syntax), Dataset, syntax, new byte[128]);
 }

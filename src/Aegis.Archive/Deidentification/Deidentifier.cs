@@ -77,6 +77,7 @@ public sealed partial class Deidentifier
         if (DicomDictionary.Lookup(item.Tag) is null) return ProfileAction.X;
         var vr = item.VR;
         if (vr == DicomVR.SQ) return ProfileAction.K;
+        if (vr == DicomVR.UN) return ProfileAction.X; // could be anything, including a sequence of identifying items
         if (vr == DicomVR.PN || vr == DicomVR.LT || vr == DicomVR.ST || vr == DicomVR.UT || vr == DicomVR.UC || vr == DicomVR.UR)
             return scrubFreeText && vr != DicomVR.PN ? ProfileAction.C : ProfileAction.X;
         if (vr == DicomVR.DA || vr == DicomVR.DT)
@@ -187,8 +188,9 @@ public sealed partial class Deidentifier
         {
             var dst = new DicomDataset();
             // The Specific Character Set first so text written into dst is encoded with the item's own repertoire.
-            foreach (var item in src)
+            foreach (var original in src)
             {
+                var item = NormalizeUN(original);
                 var tag = item.Tag;
                 string p = path + tag.ToString();
                 if (tag.IsGroupLength) continue; // retired (PS3.5 7.2); the writer recomputes what it needs
@@ -295,6 +297,21 @@ public sealed partial class Deidentifier
                     break;
             }
             Log(p, tag, rule, applied, detail);
+        }
+
+        /// <summary>
+        /// PS3.5 6.2.2: a standard element received as UN (e.g. via an implicit VR hop) keeps its value bytes; we give
+        /// it back its dictionary VR so text and UID actions work on it. A UN that stays UN (private, or a sequence
+        /// encoded with a defined length) cannot be inspected and is removed when unlisted.
+        /// </summary>
+        private static DicomItem NormalizeUN(DicomItem item)
+        {
+            if (item is not DicomElement { VR.Code: var code } e || e.VR != DicomVR.UN || e.Tag.IsPrivate) return item;
+            var entry = DicomDictionary.Lookup(e.Tag);
+            if (entry is null || entry.ValueRepresentations.Length == 0) return item;
+            var vr = entry.ValueRepresentations[0];
+            if (vr == DicomVR.SQ || vr == DicomVR.UN || e.IsDeferred) return item;
+            return new DicomElement(e.Tag, vr, e.Data);
         }
 
         private void Log(string path, DicomTag tag, ProfileAction rule, ProfileAction applied, string detail) =>

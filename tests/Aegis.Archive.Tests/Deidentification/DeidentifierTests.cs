@@ -65,11 +65,11 @@ public class DeidentifierTests
         var options = new DeidentificationOptions { RetainLongitudinalTemporalInformationModifiedDates = true };
         var first = Study("PID-0002", "1.2.826.0.1.3680043.777.20", "20240301", "1.2.826.0.1.3680043.777.21", "1.2.826.0.1.3680043.777.22");
         var second = Study("PID-0002", "1.2.826.0.1.3680043.777.30", "20240415", "1.2.826.0.1.3680043.777.31", "1.2.826.0.1.3680043.777.32");
-        // The follow-up references the first study (PS3.3 C.4.14 Referenced Study Sequence).
-        var refStudy = new DicomDataset();
-        refStudy.Set(DicomTags.ReferencedSOPClassUID, DicomVR.UI, "1.2.840.10008.3.1.2.3.1");
-        refStudy.Set(DicomTags.ReferencedSOPInstanceUID, DicomVR.UI, "1.2.826.0.1.3680043.777.20");
-        second.SetSequence(DicomTags.ReferencedStudySequence, refStudy);
+        // The follow-up references an image of the first study (Referenced Image Sequence, X/Z/U*: kept, UIDs replaced).
+        var refImage = new DicomDataset();
+        refImage.Set(DicomTags.ReferencedSOPClassUID, DicomVR.UI, "1.2.840.10008.5.1.4.1.1.2");
+        refImage.Set(DicomTags.ReferencedSOPInstanceUID, DicomVR.UI, "1.2.826.0.1.3680043.777.22");
+        second.SetSequence(DicomTags.ReferencedImageSequence, refImage);
 
         var d = TestSupport.Make(options);
         var a = d.Deidentify(first);
@@ -85,8 +85,8 @@ public class DeidentifierTests
         // Table E.1-1 has no Modified Dates entry for Patient's Birth Date: it stays Z (age is a patient characteristic).
         Assert.Equal("", b.Dataset.GetString(DicomTags.PatientBirthDate));
         Assert.Equal("101500", b.Dataset.GetString(DicomTags.StudyTime));
-        Assert.Equal(a.Dataset.GetString(DicomTags.StudyInstanceUID),
-            b.Dataset.GetSequence(DicomTags.ReferencedStudySequence)?.Items.Single().GetString(DicomTags.ReferencedSOPInstanceUID));
+        Assert.Equal(a.Dataset.GetString(DicomTags.SOPInstanceUID),
+            b.Dataset.GetSequence(DicomTags.ReferencedImageSequence)!.Items.Single().GetString(DicomTags.ReferencedSOPInstanceUID));
         Assert.Equal("MODIFIED", b.Dataset.GetString(DicomTags.LongitudinalTemporalInformationModified));
         // Another patient gets another pseudonym.
         var c = d.Deidentify(Study("PID-0003", "1.2.826.0.1.3680043.777.40", "20240301", "1.2.826.0.1.3680043.777.41", "1.2.826.0.1.3680043.777.42"));
