@@ -44,7 +44,8 @@ public sealed class PasswordHasher
     public static bool Verify(string password, string encoded)
     {
         ArgumentNullException.ThrowIfNull(password);
-        if (string.IsNullOrEmpty(encoded)) return false;
+        // An empty password never matches (and Argon2 refuses an empty input).
+        if (string.IsNullOrEmpty(encoded) || password.Length == 0) return false;
         try
         {
             if (encoded.StartsWith("$argon2id$", StringComparison.Ordinal))
@@ -149,6 +150,7 @@ public static class PasswordPolicy
         if (IsCommon(password)) return "the password is in the list of common passwords";
         if (userName is not null && password.Contains(userName, StringComparison.OrdinalIgnoreCase) && userName.Length >= 4)
             return "the password contains the user name";
+        if (IsRepetition(password)) return "the password is a repeated pattern";
         if (password.Distinct().Count() < 4) return "the password repeats too few distinct characters";
         return null;
     }
@@ -157,6 +159,19 @@ public static class PasswordPolicy
     {
         var reason = Check(password, userName);
         if (reason is not null) throw new WeakPasswordException(reason);
+    }
+
+    /// <summary>"passwordpassword", "abcabcabcabc": a shorter unit repeated.</summary>
+    private static bool IsRepetition(string p)
+    {
+        for (int unit = 1; unit <= p.Length / 2; unit++)
+        {
+            if (p.Length % unit != 0) continue;
+            bool same = true;
+            for (int i = unit; i < p.Length && same; i++) same = p[i] == p[i % unit];
+            if (same) return true;
+        }
+        return false;
     }
 
     public static bool IsCommon(string password)
