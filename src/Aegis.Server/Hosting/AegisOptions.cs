@@ -1,0 +1,73 @@
+namespace Aegis.Server.Hosting;
+
+/// <summary>
+/// Every setting of `aegis serve`. Bound from (later wins): DIR/aegis.json, --config FILE, environment
+/// variables in the .NET convention (Aegis__Dicom__Port=11112) and command-line options (--Aegis:Dicom:Port=11112).
+/// </summary>
+public sealed class AegisOptions
+{
+    public const string Section = "Aegis";
+
+    public DicomOptions Dicom { get; set; } = new();
+    public HttpOptions Http { get; set; } = new();
+    public IndexOptions Index { get; set; } = new();
+    public StorageOptions Storage { get; set; } = new();
+    public TlsOptions Tls { get; set; } = new();
+}
+
+public sealed class DicomOptions
+{
+    /// <summary>Our AE title; associations calling any other are rejected.</summary>
+    public string AeTitle { get; set; } = "AEGIS";
+    /// <summary>Plain DIMSE port (0 disables it).</summary>
+    public int Port { get; set; } = 11112;
+    /// <summary>DICOM TLS port (PS3.15 B.12; 2762 is the registered "dicom-tls" port; 0 disables it).</summary>
+    public int TlsPort { get; set; } = 2762;
+    public string BindAddress { get; set; } = "0.0.0.0";
+    public int MaxAssociations { get; set; } = 200;
+    public int MaxAssociationsPerAddress { get; set; } = 32;
+    /// <summary>Largest PDU we accept (PS3.8 D.1 maximum length we announce).</summary>
+    public int MaxPduLength { get; set; } = 1 << 20;
+    public int AssociationTimeoutSeconds { get; set; } = 30;
+    public int DimseTimeoutSeconds { get; set; } = 120;
+    public int IdleTimeoutSeconds { get; set; } = 300;
+    /// <summary>What to do when an instance arrives again with different bytes: Replace (audited) or Reject.</summary>
+    public string DuplicatePolicy { get; set; } = "Replace";
+    /// <summary>C-FIND result limit; more matches give a warning instead of a silent truncation.</summary>
+    public int MaxQueryResults { get; set; } = 10000;
+    /// <summary>Require TLS client certificates on the TLS port (else optional).</summary>
+    public bool RequireClientCertificate { get; set; }
+}
+
+public sealed class HttpOptions
+{
+    /// <summary>HTTPS port for DICOMweb, the viewer, the API and /health.</summary>
+    public int Port { get; set; } = 8443;
+    public string BindAddress { get; set; } = "0.0.0.0";
+    /// <summary>Plain HTTP port that only redirects to HTTPS; 0 (default) keeps it closed.</summary>
+    public int PlainPort { get; set; }
+    /// <summary>Origins allowed by CORS; empty means CORS is off.</summary>
+    public string[] CorsOrigins { get; set; } = [];
+    public long MaxRequestBodyBytes { get; set; } = 4L << 30;
+}
+
+public sealed class IndexOptions
+{
+    /// <summary>PostgreSQL connection string; empty means the embedded SQLite index in the data folder.</summary>
+    public string ConnectionString { get; set; } = "";
+}
+
+public sealed class StorageOptions
+{
+    /// <summary>Base64 master key given by the environment (AEGIS_MASTER_KEY works too); else DIR/keys/master.key.</summary>
+    public string MasterKeyFile { get; set; } = "";
+}
+
+public sealed class TlsOptions
+{
+    /// <summary>PEM certificate (chain) to serve instead of the generated one.</summary>
+    public string CertificateFile { get; set; } = "";
+    public string KeyFile { get; set; } = "";
+    /// <summary>PEM bundle of CAs trusted for client certificates (DICOM TLS); empty = only fingerprints registered per AE.</summary>
+    public string TrustedCaFile { get; set; } = "";
+}
