@@ -335,4 +335,19 @@ public sealed class BadPeerTests
         await client.Association.Completion.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.NotEqual(AssociationEndReason.Released, client.Association.EndReason);
     }
+
+    [Fact]
+    public async Task C_STORE_of_a_SOP_class_other_than_the_context_abstract_syntax_is_refused_with_0122()
+    {
+        var (server, port) = Start(new RecordingHandler());
+        await using var _ = server;
+        await using var peer = await ScriptedPeer.ConnectAsync(port);
+        await peer.SendAsync(ScriptedPeer.EchoRequest() with { PresentationContexts = [new PresentationContext(1, "1.2.840.10008.5.1.4.1.1.7", ["1.2.840.10008.1.2.1"])] });
+        Assert.IsType<AAssociateAC>(await peer.ReceiveAsync());
+        var cmd = new DimseCommand(CommandField.CStoreRQ, 1, hasDataSet: true) { AffectedSopClassUid = "1.2.840.10008.5.1.4.1.1.2", AffectedSopInstanceUid = "1.2.3" };
+        await peer.SendAsync(new PDataTF([new Pdv(1, true, true, cmd.Encode()), new Pdv(1, false, true, new byte[100])]));
+        var rsp = Assert.IsType<PDataTF>(await peer.ReceiveAsync());
+        var c = DimseCommand.Decode(Assert.Single(rsp.Pdvs).Data.Span);
+        Assert.Equal((CommandField.CStoreRSP, (ushort?)0x0122), (c.Field, c.Status));
+    }
 }

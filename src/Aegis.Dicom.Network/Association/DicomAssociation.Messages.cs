@@ -295,6 +295,13 @@ public sealed partial class DicomAssociation
             {
                 // The association ended under the handler; nothing to answer.
             }
+            catch (Exception e)
+            {
+                // No response can be trusted after an unexpected failure in the dispatch itself: end the association
+                // rather than leave the peer waiting for a response that never comes.
+                LastError = $"{command.Field} (message {command.MessageId}): {e.Message}";
+                await AbortAsync().ConfigureAwait(false);
+            }
             finally
             {
                 if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
