@@ -229,13 +229,19 @@ public sealed class DimseRoundTripTests
     public async Task Called_AE_mismatch_is_rejected_with_called_AE_not_recognized()
     {
         var server = new DicomServer(new DicomServerOptions(), new AcceptAllPolicy(calledAE: "ARCHIVE"), EchoOnlyHandler.Instance);
+        var ended = new List<(AssociationEndReason, string?)>();
+        server.AssociationEnded += a => { lock (ended) ended.Add((a.EndReason, a.Request?.CalledAE)); };
         server.Start();
         await using var _ = server;
         var rj = await Assert.ThrowsAsync<AssociationRejectedException>(() => DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port, Options()));
         Assert.Equal((AssociateRejectResult.RejectedPermanent, AssociateRejectSource.ServiceUser, AssociateRejectReason.UserCalledAETitleNotRecognized),
             (rj.Reject.Result, rj.Reject.Source, rj.Reject.Reason));
-        await using var ok = await DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port, Options() with { CalledAE = "ARCHIVE" });
+        var ok = await DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port, Options() with { CalledAE = "ARCHIVE" });
         Assert.Equal(DimseStatus.Success, await ok.EchoAsync());
+        await ok.DisposeAsync(); // releases
+        await WaitUntil(() => { lock (ended) return ended.Count == 2; });
+        Assert.Contains((AssociationEndReason.Rejected, "AEGIS"), ended);
+        Assert.Contains((AssociationEndReason.Released, "ARCHIVE"), ended);
     }
 
     [Fact]
