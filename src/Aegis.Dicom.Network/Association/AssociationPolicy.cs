@@ -76,7 +76,8 @@ public sealed class AssociationDecision
                 continue;
             }
             string? ts = preferredTransferSyntaxes.FirstOrDefault(pc.TransferSyntaxes.Contains);
-            if (ts is null && acceptAnyProposed) ts = pc.TransferSyntaxes[0];
+            // The requestor's order otherwise, but the retired big endian syntax (PS3.5 A.3) only when it is all there is.
+            if (ts is null && acceptAnyProposed) ts = pc.TransferSyntaxes.FirstOrDefault(t => t != "1.2.840.10008.1.2.2") ?? pc.TransferSyntaxes[0];
             decisions.Add(ts is null
                 ? PresentationContextDecision.Reject(pc.Id, PresentationContextResult.TransferSyntaxesNotSupported)
                 : PresentationContextDecision.Accept(pc.Id, ts));
@@ -94,7 +95,7 @@ public sealed record NegotiatedPresentationContext(byte Id, string AbstractSynta
     public bool RequestorIsScp { get; init; }
 }
 
-/// <summary>A policy that accepts any calling AE (optionally checking the called AE) for the given abstract syntaxes; for tests and simple SCPs.</summary>
+/// <summary>A policy that accepts any calling AE (optionally checking the called AE) for the given abstract syntaxes, with the preferred transfer syntaxes or else the requestor's first; for tests and simple SCPs.</summary>
 public sealed class AcceptAllPolicy(IReadOnlyList<string>? preferredTransferSyntaxes = null, string? calledAE = null, Func<string, bool>? abstractSyntaxFilter = null) : IAssociationPolicy
 {
     public static readonly IReadOnlyList<string> UncompressedTransferSyntaxes = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"];
@@ -103,7 +104,8 @@ public sealed class AcceptAllPolicy(IReadOnlyList<string>? preferredTransferSynt
     {
         if (calledAE is not null && !string.Equals(calledAE, request.CalledAE, StringComparison.Ordinal))
             return ValueTask.FromResult(AssociationDecision.Reject(AssociateRejectResult.RejectedPermanent, AssociateRejectSource.ServiceUser, AssociateRejectReason.UserCalledAETitleNotRecognized));
+        // Without a preference the requestor's first proposal wins: a storage SCP keeps what the modality sent.
         return ValueTask.FromResult(AssociationDecision.AcceptMatching(request, abstractSyntaxFilter ?? (_ => true),
-            preferredTransferSyntaxes ?? UncompressedTransferSyntaxes, acceptAnyProposed: preferredTransferSyntaxes is null));
+            preferredTransferSyntaxes ?? [], acceptAnyProposed: preferredTransferSyntaxes is null));
     }
 }

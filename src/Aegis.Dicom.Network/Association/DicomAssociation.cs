@@ -106,7 +106,8 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
             timeout.CancelAfter(options.ArtimTimeout);
             var confirmTask = a._associateConfirm.Task;
             var done = await Task.WhenAny(confirmTask, a._closed.Task, Task.Delay(Timeout.Infinite, timeout.Token)).ConfigureAwait(false);
-            if (done != confirmTask)
+            // AE-4 indicates the reject and then closes: the confirmation wins if both are there.
+            if (!confirmTask.IsCompleted)
             {
                 await a.AbortAsync().ConfigureAwait(false);
                 ct.ThrowIfCancellationRequested();
@@ -355,7 +356,7 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
                 ReceivedPdu? received;
                 using (var readTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
                 {
-                    bool inMessage = _rxCommand.Length > 0 || _rxData is not null;
+                    bool inMessage = _rxCommand.WrittenCount > 0 || _rxData is not null;
                     readTimeout.CancelAfter(_machine.State == AssociationState.Sta6 && !inMessage ? _options.IdleTimeout : _options.DimseTimeout);
                     try
                     {
