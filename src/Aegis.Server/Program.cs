@@ -10,6 +10,7 @@ public static class Program
         var root = new RootCommand("Aegis: a secure-by-default medical image archive (PACS)");
         root.Subcommands.Add(DumpCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(ScanCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
