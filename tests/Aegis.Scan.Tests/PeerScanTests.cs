@@ -7,33 +7,43 @@ using Json.Schema;
 namespace Aegis.Scan.Tests;
 
 /// <summary>An open Orthanc (remote access, no authentication, DicomAlwaysAllowFind, called AE unchecked) holding one sample.</summary>
-public sealed class OrthancFixture : IDisposable
+public sealed class OrthancFixture() : OrthancInstance("""{"RemoteAccessAllowed": true, "AuthenticationEnabled": false, "DicomCheckCalledAet": false}""");
+
+/// <summary>A private Orthanc started with ../shared/bench/orthanc_ctl.sh, holding one sample.</summary>
+public class OrthancInstance : IDisposable
 {
     public int DicomPort { get; } = Ports.Free();
     public int HttpPort { get; } = Ports.Free();
     public string Dir { get; } = Directory.CreateTempSubdirectory("aegis-scan-orthanc").FullName;
     public (string Path, string PatientName, string PatientId) Sample { get; } = Shared.PatientSamples().Skip(3).First();
     private readonly Dictionary<string, string> _env;
+    private readonly Peer _orthanc;
     private readonly string _ctl = Path.Combine(Shared.Root, "bench", "orthanc_ctl.sh");
 
-    public OrthancFixture()
+    public OrthancInstance(string extraJson)
     {
         _env = new()
         {
             ["BENCH_ORTHANC_DIR"] = Dir, ["DICOM_PORT"] = DicomPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["HTTP_PORT"] = HttpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["MOVE_PORT"] = Ports.Free().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["ORTHANC_EXTRA_JSON"] = """{"RemoteAccessAllowed": true, "AuthenticationEnabled": false, "DicomCheckCalledAet": false}""",
+            ["ORTHANC_EXTRA_JSON"] = extraJson,
         };
-        var (code, output) = Peer.RunWithEnv("bash", _env, _ctl, "start");
-        Assert.True(code == 0, "orthanc start: " + output);
+        // The bench script writes the config (same settings as the acceptance check); the process is ours, so that a
+        // configuration with authentication (where the script's unauthenticated readiness probe would fail) runs too.
+        var (code, output) = Peer.RunWithEnv("bash", _env, _ctl, "config");
+        Assert.True(code == 0, "orthanc config: " + output);
+        _orthanc = new Peer("Orthanc", [Path.Combine(Dir, "config.json")]);
+        Peer.WaitForPortAsync(HttpPort).GetAwaiter().GetResult();
+        Peer.WaitForPortAsync(DicomPort).GetAwaiter().GetResult();
         var (sc, so) = Peer.Run("storescu", "-aet", "BENCHSCU", "-aec", "ORTHANC", "127.0.0.1", DicomPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Sample.Path);
         Assert.True(sc == 0, "storescu into Orthanc: " + so);
     }
 
     public void Dispose()
     {
-        Peer.RunWithEnv("bash", _env, _ctl, "stop");
+        GC.SuppressFinalize(this);
+        _orthanc.Dispose();
         try { Directory.Delete(Dir, true); } catch (IOException) { }
     }
 }
@@ -236,5 +246,26 @@ public class HtmlReportTests(OrthancFixture orthanc) : IClassFixture<OrthancFixt
         Assert.True(bytes.Length > 10_000, "screenshot suspiciously small");
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], bytes[..4]);
         run.AssertNoPatientData(orthanc.Sample.PatientName, orthanc.Sample.PatientId);
+    }
+}
+
+public class DefaultCredentialTests
+{
+    [Fact]
+    public async Task Orthanc_with_its_sample_password_is_high_only_when_asked_to_try_default_credentials()
+    {
+        using var orthanc = new OrthancInstance("""{"RemoteAccessAllowed": true, "AuthenticationEnabled": true, "RegisteredUsers": {"orthanc": "orthanc"}}""");
+        var plain = await ScanRun.RunAsync(new ScanOptions(), $"127.0.0.1:{orthanc.HttpPort}");
+        var endpoints = plain.Report.Services.Single().Http!.Endpoints;
+        Assert.Contains(endpoints, e => e is { Path: "/patients", Status: 401 });
+        Assert.DoesNotContain(plain.Report.Findings, f => f.Id is "http-default-credentials" or "http-data-open");
+        Assert.Empty(plain.Report.Services.Single().Http!.DefaultCredentialsAccepted);
+
+        var tried = await ScanRun.RunAsync(new ScanOptions { TryDefaultCredentials = true }, $"127.0.0.1:{orthanc.HttpPort}");
+        Assert.Equal(["orthanc:orthanc"], tried.Report.Services.Single().Http!.DefaultCredentialsAccepted);
+        Assert.Contains(tried.Report.Findings, f => f is { Id: "http-default-credentials", Severity: Severity.High });
+        Assert.Contains(tried.Report.Services.Single().Http!.Endpoints, e => e is { Path: "/patients", Status: 200, Count: 1 });
+        tried.AssertNoPatientData(orthanc.Sample.PatientName, orthanc.Sample.PatientId);
+        SchemaTests.AssertValid(tried.Json);
     }
 }
