@@ -25,7 +25,7 @@ public sealed record DicomNetworkOptions
     public int MaxBufferedDataSetLength { get; init; } = 16 * 1024 * 1024;
 
     /// <summary>Bytes of a streamed data set held in memory before the reader stops reading the socket (backpressure).</summary>
-    public int StreamBufferLength { get; init; } = 1024 * 1024;
+    public int StreamBufferLength { get; init; } = 256 * 1024;
 
     /// <summary>PS3.8 9.1.5: ARTIM, the association request/release/reject timer.</summary>
     public TimeSpan ArtimTimeout { get; init; } = TimeSpan.FromSeconds(30);

@@ -96,3 +96,56 @@ public sealed class ClientAgainstDcmtkTests
         }
     }
 }
+
+public sealed class DcmtkUserIdentityTests
+{
+    private sealed class IdentityPolicy : IAssociationPolicy
+    {
+        public readonly List<Aegis.Dicom.Network.Pdu.UserIdentity?> Seen = [];
+
+        public ValueTask<AssociationDecision> DecideAsync(AssociationRequest request, CancellationToken ct)
+        {
+            lock (Seen) Seen.Add(request.UserIdentity);
+            var id = request.UserIdentity;
+            bool ok = id is not null && (id.Type, id.PrimaryText, id.SecondaryText) switch
+            {
+                (Aegis.Dicom.Network.Pdu.UserIdentityType.UsernameAndPasscode, "alice", "secret") => true,
+                (Aegis.Dicom.Network.Pdu.UserIdentityType.Jwt, var token, _) => token.StartsWith("eyJ", StringComparison.Ordinal),
+                _ => false,
+            };
+            return ValueTask.FromResult(ok
+                ? AssociationDecision.AcceptMatching(request, _ => true, [], acceptAnyProposed: true, principal: id!.PrimaryText, userIdentityServerResponse: "ok"u8.ToArray())
+                : AssociationDecision.Reject(Aegis.Dicom.Network.Pdu.AssociateRejectResult.RejectedPermanent, Aegis.Dicom.Network.Pdu.AssociateRejectSource.ServiceUser, 1));
+        }
+    }
+
+    [Fact]
+    public async Task Storescu_user_identity_username_password_and_jwt_reach_the_policy()
+    {
+        var policy = new IdentityPolicy();
+        var server = new DicomServer(new DicomServerOptions(), policy, new RecordingHandler());
+        server.Start();
+        await using var _ = server;
+        int port = server.LocalEndPoint.Port;
+        var file = Shared.StorableSamples(100, 1_000_000).First(f => Part10Header.Read(f).TransferSyntaxUid == "1.2.840.10008.1.2.1");
+
+        var (ok, okOut) = await Dcmtk.RunAsync("storescu", $"-v -usr alice -pwd secret -rsp -aec AEGIS 127.0.0.1 {port} \"{file}\"");
+        Assert.True(ok == 0, okOut);
+        var (bad, badOut) = await Dcmtk.RunAsync("storescu", $"-v -usr alice -pwd wrong -aec AEGIS 127.0.0.1 {port} \"{file}\"");
+        Assert.NotEqual(0, bad);
+        Assert.Contains("Rejected", badOut, StringComparison.OrdinalIgnoreCase);
+        var jwtFile = Path.GetTempFileName();
+        await File.WriteAllTextAsync(jwtFile, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJib2IifQ.");
+        try
+        {
+            var (jwt, jwtOut) = await Dcmtk.RunAsync("storescu", $"-v --jwt \"{jwtFile}\" -aec AEGIS 127.0.0.1 {port} \"{file}\"");
+            Assert.True(jwt == 0, jwtOut);
+        }
+        finally { File.Delete(jwtFile); }
+
+        Assert.Equal(3, policy.Seen.Count);
+        Assert.Equal((Aegis.Dicom.Network.Pdu.UserIdentityType.UsernameAndPasscode, true), (policy.Seen[0]!.Type, policy.Seen[0]!.PositiveResponseRequested));
+        Assert.Equal("wrong", policy.Seen[1]!.SecondaryText);
+        Assert.Equal(Aegis.Dicom.Network.Pdu.UserIdentityType.Jwt, policy.Seen[2]!.Type);
+    }
+}
