@@ -10,7 +10,7 @@ public class StandardGeneratorTests
         string root = RepositoryRoot.Find();
         var generated = StandardGenerator.Generate(RepositoryRoot.GeneratorSource);
 
-        Assert.Equal(3, generated.Count);
+        Assert.Equal(4, generated.Count);
         foreach (var (relative, content) in generated)
         {
             string path = Path.Combine(root, relative);
@@ -21,9 +21,12 @@ public class StandardGeneratorTests
         }
 
         // No stale generated file lingers next to the ones the generator owns.
-        var onDisk = Directory.GetFiles(Path.Combine(root, "src", "Aegis.Dicom", "Dictionary"), "*.g.cs")
-            .Select(p => Path.GetRelativePath(root, p).Replace('\\', '/')).Order(StringComparer.Ordinal);
-        Assert.Equal(generated.Keys.Order(StringComparer.Ordinal), onDisk);
+        foreach (string folder in new[] { "src/Aegis.Dicom/Dictionary", "src/Aegis.Archive/Deidentification" })
+        {
+            var onDisk = Directory.GetFiles(Path.Combine(root, folder), "*.g.cs")
+                .Select(p => Path.GetRelativePath(root, p).Replace('\\', '/')).Order(StringComparer.Ordinal);
+            Assert.Equal(generated.Keys.Where(k => k.StartsWith(folder + "/", StringComparison.Ordinal)).Order(StringComparer.Ordinal), onDisk);
+        }
     }
 
     [Fact]
@@ -56,6 +59,19 @@ public class StandardGeneratorTests
         var vrDifferences = report.Where(l => l.Contains(": VR ", StringComparison.Ordinal)).ToList();
         // DCMTK's dictionary is PS3.6 2022b; only elements whose VR depends on other attributes may differ.
         Assert.All(vrDifferences, l => Assert.Contains(" or ", l));
+    }
+
+    [Fact]
+    public void Confidentiality_profile_rows_keep_every_table_entry_and_option_column()
+    {
+        var rows = ConfidentialityProfileGenerator.Load(Path.Combine(RepositoryRoot.GeneratorSource, StandardGenerator.ConfidentialityFile));
+        Assert.Equal(621, rows.Count);
+        Assert.Contains(rows, r => r.Tag == 0x5000_0000 && r.Mask == 0xFF00_0000 && r.Basic == "X" && r.Options.Contains(("CleanGraphics", "C")));
+        Assert.Contains(rows, r => r.Tag == 0x6000_3000 && r.Mask == 0xFF00_FFFF);
+        Assert.Contains(rows, r => r.Tag == ConfidentialityProfileGenerator.PrivateRowTag && r.Options.Contains(("RetainSafePrivate", "C")));
+        Assert.Contains(rows, r => r.Tag == 0x0008_1140 && r.Basic == "XZU");
+        Assert.Equal("Icon Image Sequence", rows.Single(r => r.Tag == 0x0088_0200).Name);
+        Assert.Throws<InvalidDataException>(() => ConfidentialityProfileGenerator.ActionName("Q"));
     }
 
     [Fact]
