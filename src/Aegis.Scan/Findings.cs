@@ -80,11 +80,18 @@ internal static class Findings
         if (d.FindStatus is not null) rest.Add($"C-FIND: {d.FindStatus}; {Count(d.PatientFindCount)} (patient), {Count(d.StudyFindCount)} (study)");
         if (d.StoreStatus is not null) rest.Add($"C-STORE test object: {d.StoreStatus}");
         bool storage = accepted.Any(a => a.Contains("Storage", StringComparison.Ordinal));
-        add("dimse-any-ae", Severity.High,
-            storage ? "DICOM service accepts any AE title (storage offered to strangers)" : "DICOM service accepts any AE title",
-            rest, DimseAccessFix);
+        // A query counts as answered when a C-FIND finished with success (0 matches: the archive is empty or filtered).
+        bool queryAnswered = d.FindStatus is { } fs && fs.Contains("(success)", StringComparison.Ordinal);
+        bool retrieve = accepted.Any(a => a.Contains("MOVE", StringComparison.Ordinal) || a.Contains("GET", StringComparison.Ordinal));
+        Severity sev = storage || queryAnswered ? Severity.High : accepted.Count > 0 ? Severity.Medium : Severity.Info;
+        string title = storage ? "DICOM service accepts any AE title (storage offered to strangers)"
+            : queryAnswered ? "DICOM service accepts any AE title (queries answered)"
+            : accepted.Count > 0 ? $"DICOM service accepts unknown AE titles for {(retrieve ? "verification and retrieve" : "verification")} only (queries refused)"
+            : "DICOM service accepts the association of unknown AEs but no service";
+        add("dimse-any-ae", sev, title, rest, DimseAccessFix);
         if (!d.Tls)
-            add("dimse-plaintext-open", Severity.High, "Plain-text DICOM open to unknown AEs (PHI and AE titles travel unencrypted)",
+            add("dimse-plaintext-open", sev >= Severity.High ? Severity.High : Severity.Medium,
+                sev >= Severity.High ? "Plain-text DICOM open to unknown AEs (PHI and AE titles travel unencrypted)" : "Plain-text DICOM port open",
                 [$"port {s.Port}: association accepted over plain TCP, no TLS"],
                 "Use DICOM TLS (PS3.15 B.1) with certificates for every peer, and close the plain port or restrict it to an isolated network.");
     }
