@@ -155,22 +155,7 @@ public sealed class DicomClient : IAsyncDisposable
     /// C-STORE of a Part 10 file: the data set after the meta header is streamed from disk. If the file's transfer syntax was not
     /// accepted but an uncompressed one was and the file is uncompressed, it is converted in memory.
     /// </summary>
-    public async Task<DimseStatus> StoreFileAsync(string path, CancellationToken ct = default)
-    {
-        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        var h = Part10Header.Read(fs);
-        var fileSyntax = TransferSyntax.Lookup(h.TransferSyntaxUid);
-        if (Association.FindPresentationContext(h.SopClassUid, h.TransferSyntaxUid) is not null)
-            return await Association.SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, fileSyntax, fs, ct: ct).ConfigureAwait(false);
-        var alt = Association.FindPresentationContext(h.SopClassUid)
-            ?? throw new DimseException($"No accepted presentation context for {h.SopClassUid}");
-        var target = SyntaxOf(alt);
-        if (!fileSyntax.IsUncompressed || fileSyntax.IsDeflated || !target.IsUncompressed || target.IsDeflated)
-            throw new DimseException($"{path}: {h.TransferSyntaxUid} was not accepted and cannot be converted to {target.Uid}");
-        var ds = Aegis.Dicom.IO.DicomReader.ReadDataset(fs, fileSyntax);
-        var bytes = DimseDataSets.Write(ds, target);
-        return await Association.SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, target, new MemoryStream(bytes), ct: ct).ConfigureAwait(false);
-    }
+    public Task<DimseStatus> StoreFileAsync(string path, CancellationToken ct = default) => Association.SendCStoreFileAsync(path, ct: ct);
 
     /// <summary>C-STORE of a data set already encoded (no meta header) in <paramref name="transferSyntax"/>, streamed from <paramref name="dataSet"/>.</summary>
     public Task<DimseStatus> StoreAsync(string sopClassUid, string sopInstanceUid, TransferSyntax transferSyntax, Stream dataSet,
@@ -316,19 +301,8 @@ public sealed class DicomClient : IAsyncDisposable
     }
 
     /// <summary>PS3.7 10.1.1: N-EVENT-REPORT (e.g. a storage commitment result sent by an SCP that opened the association).</summary>
-    public async Task<NResult> EventReportAsync(string affectedSopClassUid, string affectedSopInstanceUid, ushort eventTypeId, DicomDataset? eventInformation, CancellationToken ct = default)
-    {
-        var pc = Context(affectedSopClassUid);
-        var ts = SyntaxOf(pc);
-        var cmd = new DimseCommand(CommandField.NEventReportRQ, Association.NextMessageId(), eventInformation is not null)
-        {
-            AffectedSopClassUid = affectedSopClassUid,
-            AffectedSopInstanceUid = affectedSopInstanceUid,
-        };
-        cmd.SetUInt16(CommandTag.EventTypeId, eventTypeId);
-        var m = await SingleResponseAsync(pc.Id, cmd, eventInformation is null ? default : DimseDataSets.Write(eventInformation, ts), ct).ConfigureAwait(false);
-        return new NResult(StatusOf(m), m.DataSet is null ? null : DimseDataSets.Read(m.DataSet, ts));
-    }
+    public Task<NResult> EventReportAsync(string affectedSopClassUid, string affectedSopInstanceUid, ushort eventTypeId, DicomDataset? eventInformation, CancellationToken ct = default) =>
+        Association.SendNEventReportAsync(affectedSopClassUid, affectedSopInstanceUid, eventTypeId, eventInformation, ct);
 
     /// <summary>Handler for requests the SCP sends to us: C-STORE sub-operations of C-GET, N-EVENT-REPORT on this association.</summary>
     public IDicomServiceHandler? RequestHandler { get => _handler.Inner; set => _handler.Inner = value; }

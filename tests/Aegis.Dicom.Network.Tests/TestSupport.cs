@@ -88,7 +88,7 @@ internal static class Dcmtk
     }
 
     /// <summary>Starts a long-running DCMTK server; dispose kills it (by its own process id).</summary>
-    public static Process Start(string tool, string args, string? workingDirectory = null)
+    public static Process Start(string tool, string args, string? workingDirectory = null, System.Text.StringBuilder? log = null)
     {
         var psi = new ProcessStartInfo(tool, args)
         {
@@ -99,8 +99,8 @@ internal static class Dcmtk
         };
         psi.Environment["TCP_NODELAY"] = "1";
         var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
+        p.OutputDataReceived += (_, e) => { if (log is not null && e.Data is not null) lock (log) log.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (log is not null && e.Data is not null) lock (log) log.AppendLine(e.Data); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         return p;

@@ -41,4 +41,52 @@ public sealed partial class DicomAssociation
             CompleteOperation(op);
         }
     }
+
+    /// <summary>
+    /// C-STORE of a Part 10 file: the data set after the meta header is streamed from disk in the file's transfer syntax when
+    /// that was accepted for the SOP class; otherwise, if both are uncompressed, it is converted in memory to the accepted one.
+    /// </summary>
+    public async Task<DimseStatus> SendCStoreFileAsync(string path, string? moveOriginatorAE = null, ushort? moveOriginatorMessageId = null, CancellationToken ct = default)
+    {
+        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        var h = Part10Header.Read(fs);
+        var fileSyntax = TransferSyntax.Lookup(h.TransferSyntaxUid);
+        if (FindPresentationContext(h.SopClassUid, h.TransferSyntaxUid) is not null)
+            return await SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, fileSyntax, fs, moveOriginatorAE, moveOriginatorMessageId, ct: ct).ConfigureAwait(false);
+        var alt = FindPresentationContext(h.SopClassUid)
+            ?? throw new DimseException($"No accepted presentation context for {h.SopClassUid}");
+        var target = TransferSyntax.Lookup(alt.TransferSyntax!);
+        if (fileSyntax.IsEncapsulated || fileSyntax.IsDeflated || target.IsEncapsulated || target.IsDeflated)
+            throw new DimseException($"{path}: {h.TransferSyntaxUid} was not accepted and cannot be converted to {target.Uid}");
+        var ds = Aegis.Dicom.IO.DicomReader.ReadDataset(fs, fileSyntax);
+        var bytes = DimseDataSets.Write(ds, target);
+        return await SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, target, new MemoryStream(bytes), moveOriginatorAE, moveOriginatorMessageId, ct: ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends an N-EVENT-REPORT-RQ on this association and waits for the response: e.g. a storage commitment result (PS3.4 J.3.3,
+    /// event type 1 = all succeeded, 2 = failures exist) sent by the SCP on the association the SCU opened.
+    /// </summary>
+    public async Task<NResult> SendNEventReportAsync(string sopClassUid, string sopInstanceUid, ushort eventTypeId, DicomDataset? eventInformation, CancellationToken ct = default)
+    {
+        var pc = FindPresentationContext(sopClassUid) ?? throw new DimseException($"No accepted presentation context for {sopClassUid}");
+        var ts = TransferSyntax.Lookup(pc.TransferSyntax!);
+        var cmd = new DimseCommand(CommandField.NEventReportRQ, NextMessageId(), eventInformation is not null)
+        {
+            AffectedSopClassUid = sopClassUid,
+            AffectedSopInstanceUid = sopInstanceUid,
+        };
+        cmd.SetUInt16(CommandTag.EventTypeId, eventTypeId);
+        var op = await SendRequestAsync(pc.Id, cmd, eventInformation is null ? default : DimseDataSets.Write(eventInformation, ts), null, ct).ConfigureAwait(false);
+        try
+        {
+            var m = await ReadResponseAsync(op, ct).ConfigureAwait(false);
+            return new NResult(new DimseStatus(m.Command.Status ?? DimseStatus.ProcessingFailure.Code, m.Command.ErrorComment),
+                m.DataSet is null ? null : DimseDataSets.Read(m.DataSet, ts));
+        }
+        finally
+        {
+            CompleteOperation(op);
+        }
+    }
 }

@@ -459,10 +459,6 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
             AAbort => AssociationEvent.Evt16,
             _ => AssociationEvent.Evt19,
         };
-        if (pdu is AAssociateRQ rq && rq.PresentationContexts.Count > _options.MaxPresentationContexts)
-        {
-            // Too many contexts is answered by the acceptor with A-ASSOCIATE-RJ (see Validate), not by an abort.
-        }
         var executed = await _machine.HandleAsync(evt, pdu).ConfigureAwait(false);
         if (executed is AssociationAction.AA8 or AssociationAction.AA7 or AssociationAction.AA1)
         {

@@ -72,6 +72,8 @@ public sealed class DimseCommand
         if (((ushort)field & 0x8000) != 0) MessageIdBeingRespondedTo = messageIdOrRespondedTo;
         else MessageId = messageIdOrRespondedTo;
         HasDataSet = hasDataSet;
+        // PS3.7 9.3: Priority is mandatory in C-STORE-RQ, C-FIND-RQ, C-GET-RQ and C-MOVE-RQ.
+        if (field is CommandField.CStoreRQ or CommandField.CFindRQ or CommandField.CGetRQ or CommandField.CMoveRQ) Priority = DimsePriority.Medium;
     }
 
     public IEnumerable<uint> Tags => _elements.Keys;
