@@ -39,7 +39,38 @@ public sealed class DicomReader
         var warnings = new List<string>();
         using var input = new ByteReader(stream, 0);
         var reader = new DicomReader(input, options, stream.CanSeek ? path : null, warnings);
-        return reader.ReadPart10();
+        return Guard(reader, reader.ReadPart10);
+    }
+
+    /// <summary>
+    /// Hostile input must end in a DicomFormatException, never in whatever a bug lets through (index, overflow,
+    /// argument exceptions...): those are wrapped with the offset reached. I/O failures of the stream itself stay
+    /// IOExceptions - they are not a property of the data.
+    /// </summary>
+    private static T Guard<T>(DicomReader reader, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception ex) when (ex is not DicomFormatException and not OperationCanceledException and not OutOfMemoryException
+                                   && (ex is not IOException || ex is EndOfStreamException))
+        {
+            throw new DicomFormatException($"malformed input ({ex.GetType().Name}: {ex.Message})", reader._in.Position, null, ex);
+        }
+    }
+
+    /// <summary>Lenient mode: a defect the reader cannot step over ends the data set there, with a warning, instead of failing.</summary>
+    private void ReadTopLevelLenient(DicomDataset dataset, Encoding enc)
+    {
+        try
+        {
+            ReadTopLevel(dataset, enc);
+        }
+        catch (DicomFormatException ex) when (_options.Lenient)
+        {
+            _warnings.Add($"reading stopped: {ex.Message}");
+        }
     }
 
     /// <summary>Reads a data set encoded in <paramref name="syntax"/> (no preamble, no meta group), e.g. a DIMSE data set.</summary>
@@ -49,15 +80,20 @@ public sealed class DicomReader
         warnings ??= [];
         using var input = new ByteReader(stream, 0);
         var reader = new DicomReader(input, options, null, warnings);
+        return Guard(reader, () => reader.ReadDatasetBody(syntax));
+    }
+
+    private DicomDataset ReadDatasetBody(TransferSyntax syntax)
+    {
         var ds = new DicomDataset();
         if (syntax.IsDeflated)
         {
-            using var inflated = new ByteReader(reader.Inflate(input), 0);
-            new DicomReader(inflated, options, null, warnings).ReadTopLevel(ds, new Encoding(true, false));
+            using var inflated = new ByteReader(Inflate(_in), 0);
+            new DicomReader(inflated, _options, null, _warnings).ReadTopLevel(ds, new Encoding(true, false));
         }
         else
         {
-            reader.ReadTopLevel(ds, new Encoding(syntax.IsExplicitVR, syntax.IsBigEndian));
+            ReadTopLevel(ds, new Encoding(syntax.IsExplicitVR, syntax.IsBigEndian));
         }
         return ds;
     }
@@ -107,12 +143,12 @@ public sealed class DicomReader
         if (syntax.IsDeflated)
         {
             using var inflated = new ByteReader(Inflate(_in), 0);
-            new DicomReader(inflated, _options, null, _warnings).ReadTopLevel(dataset, new Encoding(true, false));
+            new DicomReader(inflated, _options, null, _warnings).ReadTopLevelLenient(dataset, new Encoding(true, false));
         }
         else
         {
             // Bare data sets that merely *look* explicit get their real encoding from detection above.
-            ReadTopLevel(dataset, new Encoding(syntax.IsExplicitVR, syntax.IsBigEndian));
+            ReadTopLevelLenient(dataset, new Encoding(syntax.IsExplicitVR, syntax.IsBigEndian));
         }
         return new DicomFile(meta, dataset, syntax, preamble, _warnings);
     }
@@ -180,7 +216,9 @@ public sealed class DicomReader
             var item = ReadElement(dataset, enc, depth: 0, out var delimiter);
             if (delimiter is { } d)
             {
-                Defect($"unexpected {(d == DicomTag.ItemDelimitationItem ? "item delimitation" : "sequence delimitation")} item at the top level", _in.Position - 8, d, lenientOnly: false);
+                // A delimiter with nothing to close means the structure above went wrong (e.g. an item ended by a
+                // sequence delimiter, PS3.5 7.5.2): DCMTK rejects such files, so only lenient mode reads on.
+                Defect($"unexpected {(d == DicomTag.ItemDelimitationItem ? "item delimitation" : "sequence delimitation")} item at the top level", _in.Position - 8, d);
                 continue;
             }
             if (item is not null) dataset.AppendSorted(item);
@@ -218,7 +256,12 @@ public sealed class DicomReader
                 delimiter = tag;
                 return null;
             }
-            throw new DicomFormatException($"an item tag {tag} outside a sequence", start, tag);
+            // An item outside a sequence (PS3.5 7.5): strict readers stop. Lenient mode skips a defined-length item
+            // whole and reads an undefined-length one's elements in place; either way at least 8 bytes are consumed,
+            // so a run of such items cannot loop.
+            Defect($"an item tag {tag} outside a sequence", start, tag);
+            if (dlen != UndefinedLength) _in.Skip(Math.Min(dlen, Math.Max(0, _in.Remaining)), tag);
+            return null;
         }
 
         DicomVR vr;
@@ -271,11 +314,15 @@ public sealed class DicomReader
             throw new DicomFormatException($"undefined length on an element with VR {vr}", start, tag);
         }
 
-        if (length > _options.MaxValueLength)
-            throw new DicomFormatException($"declared length {length} exceeds the limit of {_options.MaxValueLength} bytes", start, tag);
+        if (vr == DicomVR.SQ)
+        {
+            if (length > _options.MaxValueLength)
+                throw new DicomFormatException($"declared length {length} exceeds the limit of {_options.MaxValueLength} bytes", start, tag);
+            return ReadSequence(tag, owner, enc, depth, definedLength: length, wasUN: false);
+        }
 
-        if (vr == DicomVR.SQ) return ReadSequence(tag, owner, enc, depth, definedLength: length, wasUN: false);
-
+        // Check against what the input holds before the configured limit, so that a truncated file reports
+        // truncation (and lenient mode keeps what is there) rather than an oversize value.
         if (length > _in.Remaining)
         {
             if (!_options.Lenient)
@@ -283,6 +330,8 @@ public sealed class DicomReader
             _warnings.Add($"{tag} at offset {start} declares {length} bytes but only {_in.Remaining} remain; value truncated");
             length = _in.Remaining;
         }
+        if (length > _options.MaxValueLength)
+            throw new DicomFormatException($"declared length {length} exceeds the limit of {_options.MaxValueLength} bytes", start, tag);
         if ((length & 1) != 0) _warnings.Add($"{tag} at offset {start} has odd length {length}");
 
         long valueOffset = _in.Position;

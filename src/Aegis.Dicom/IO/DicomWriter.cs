@@ -15,6 +15,13 @@ public sealed record DicomWriterOptions
     public TransferSyntax? TransferSyntax { get; init; }
 
     public CompressionLevel DeflateLevel { get; init; } = CompressionLevel.Optimal;
+
+    /// <summary>
+    /// Pad values and fragments of odd length to even length (PS3.5 7.1.1). Off by default: a value read with an odd
+    /// length (a real-world defect) is written back as it was, so a stored file is never altered by rewriting it and
+    /// the bytes of the value stay those received. Values set through the data set API are always even.
+    /// </summary>
+    public bool PadOddLengths { get; init; }
 }
 
 /// <summary>
@@ -25,7 +32,7 @@ public static class DicomWriter
 {
     private const uint UndefinedLength = 0xFFFF_FFFF;
 
-    private readonly record struct Encoding(bool Explicit, bool BigEndian);
+    private readonly record struct Encoding(bool Explicit, bool BigEndian, bool Pad = false);
 
     public static void WriteFile(Stream stream, DicomFile file, DicomWriterOptions? options = null)
     {
@@ -47,19 +54,19 @@ public static class DicomWriter
         if (preamble.Length != 128) throw new ArgumentException("a preamble is 128 bytes");
         w.Write(preamble);
         w.Write("DICM"u8);
-        WriteItems(w, meta, new Encoding(true, false));
+        WriteItems(w, meta, new Encoding(true, false, options.PadOddLengths));
         w.Flush();
-        WriteBody(stream, w, file.Dataset, syntax, options.DeflateLevel);
+        WriteBody(stream, w, file.Dataset, syntax, options.DeflateLevel, options.PadOddLengths);
     }
 
     /// <summary>Writes a data set (no preamble, no meta group) in the given syntax, e.g. a DIMSE data set.</summary>
-    public static void WriteDataset(Stream stream, DicomDataset dataset, TransferSyntax syntax)
+    public static void WriteDataset(Stream stream, DicomDataset dataset, TransferSyntax syntax, bool padOddLengths = false)
     {
         using var w = new ByteWriter(stream);
-        WriteBody(stream, w, dataset, syntax, CompressionLevel.Optimal);
+        WriteBody(stream, w, dataset, syntax, CompressionLevel.Optimal, padOddLengths);
     }
 
-    private static void WriteBody(Stream stream, ByteWriter w, DicomDataset dataset, TransferSyntax syntax, CompressionLevel level)
+    private static void WriteBody(Stream stream, ByteWriter w, DicomDataset dataset, TransferSyntax syntax, CompressionLevel level, bool pad)
     {
         if (syntax.IsDeflated)
         {
@@ -67,18 +74,18 @@ public static class DicomWriter
             using (var deflate = new DeflateStream(stream, level, leaveOpen: true))
             using (var dw = new ByteWriter(deflate))
             {
-                WriteItems(dw, dataset, new Encoding(true, false));
+                WriteItems(dw, dataset, new Encoding(true, false, pad));
                 dw.Flush();
             }
             return;
         }
-        WriteItems(w, dataset, new Encoding(syntax.IsExplicitVR, syntax.IsBigEndian));
+        WriteItems(w, dataset, new Encoding(syntax.IsExplicitVR, syntax.IsBigEndian, pad));
         w.Flush();
     }
 
     /// <summary>Encoded length of a data set's elements in the given syntax (deflate not applied).</summary>
-    public static long CalculateLength(DicomDataset dataset, TransferSyntax syntax) =>
-        DatasetLength(dataset, new Encoding(syntax.IsExplicitVR, syntax.IsBigEndian));
+    public static long CalculateLength(DicomDataset dataset, TransferSyntax syntax, bool padOddLengths = false) =>
+        DatasetLength(dataset, new Encoding(syntax.IsExplicitVR, syntax.IsBigEndian, padOddLengths));
 
     private static void WriteItems(ByteWriter w, DicomDataset dataset, Encoding enc)
     {
@@ -89,7 +96,7 @@ public static class DicomWriter
             {
                 // Group length (gggg,0000): recomputed from what follows, so edits never leave it wrong.
                 currentGroup = item.Tag.Group;
-                uint len = (uint)GroupLength(dataset, currentGroup, currentGroup == 0x0002 ? new Encoding(true, false) : enc);
+                uint len = (uint)GroupLength(dataset, currentGroup, currentGroup == 0x0002 ? enc with { Explicit = true, BigEndian = false } : enc);
                 WriteHeader(w, item.Tag, DicomVR.UL, 4, enc);
                 WriteGroupLengthValue(w, len, enc);
                 continue;
@@ -123,7 +130,7 @@ public static class DicomWriter
                 // PS3.5 6.2.2: a value too long for a 16-bit explicit length can only be written as UN.
                 if (enc.Explicit && !vr.HasLongExplicitLength && e.Length > 0xFFFF) vr = DicomVR.UN;
                 long len = e.Length;
-                bool odd = (len & 1) == 1;
+                bool odd = enc.Pad && (len & 1) == 1;
                 WriteHeader(w, e.Tag, vr, odd ? len + 1 : len, enc);
                 if (e.BulkData is { IsInMemory: false } bulk && !(enc.BigEndian && vr.UnitSize > 1))
                 {
@@ -147,7 +154,7 @@ public static class DicomWriter
                 foreach (var frag in f.Fragments)
                 {
                     long flen = frag.Length;
-                    bool odd = (flen & 1) == 1;
+                    bool odd = enc.Pad && (flen & 1) == 1;
                     WriteItemHeader(w, DicomTag.Item, (uint)(odd ? flen + 1 : flen), enc);
                     if (frag.IsInMemory) w.Write(frag.ReadAll().Span);
                     else { w.Flush(); frag.CopyTo(w.BaseStream); }
@@ -161,9 +168,9 @@ public static class DicomWriter
     private static void WriteSequence(ByteWriter w, DicomSequence sq, Encoding enc)
     {
         // A sequence read as UN with undefined length (CP-246) is written back the same way: its items in implicit VR LE.
-        var itemEnc = sq.WasUN && enc.Explicit ? new Encoding(false, false) : enc;
+        var itemEnc = sq.WasUN && enc.Explicit ? enc with { Explicit = false, BigEndian = false } : enc;
         var vr = sq.WasUN && enc.Explicit ? DicomVR.UN : DicomVR.SQ;
-        bool undefined = sq.HasUndefinedLength || (sq.WasUN && enc.Explicit);
+        bool undefined = UndefinedSequenceLength(sq, enc);
         WriteHeader(w, sq.Tag, vr, undefined ? UndefinedLength : SequenceContentLength(sq, itemEnc), enc);
         foreach (var item in sq.Items)
         {
@@ -180,6 +187,20 @@ public static class DicomWriter
             }
         }
         if (undefined) WriteItemHeader(w, DicomTag.SequenceDelimitationItem, 0, itemEnc);
+    }
+
+    /// <summary>
+    /// Undefined length is kept where it was read. It is also forced (1) for a CP-246 UN sequence in explicit VR, and
+    /// (2) in implicit VR for a sequence the PS3.6 dictionary does not know as SQ (private or unknown tags): a reader
+    /// can only recognise such a sequence by its undefined length (PS3.5 7.5, 6.2.2 note), so a defined length would
+    /// turn it into an opaque UN value when read back.
+    /// </summary>
+    private static bool UndefinedSequenceLength(DicomSequence sq, Encoding enc)
+    {
+        if (sq.HasUndefinedLength || (sq.WasUN && enc.Explicit)) return true;
+        if (enc.Explicit) return false;
+        var entry = DicomDictionary.Lookup(sq.Tag);
+        return entry is null || !entry.ValueRepresentations.Contains(DicomVR.SQ);
     }
 
     private static void WriteHeader(ByteWriter w, DicomTag tag, DicomVR vr, long length, Encoding enc)
@@ -261,19 +282,19 @@ public static class DicomWriter
             case DicomElement e:
             {
                 var vr = enc.Explicit && !e.VR.HasLongExplicitLength && e.Length > 0xFFFF ? DicomVR.UN : e.VR;
-                long value = e.Length + (e.Length & 1);
+                long value = e.Length + (enc.Pad ? e.Length & 1 : 0);
                 return HeaderLength(vr, enc) + value;
             }
             case DicomSequence sq:
             {
-                var itemEnc = sq.WasUN && enc.Explicit ? new Encoding(false, false) : enc;
-                bool undefined = sq.HasUndefinedLength || (sq.WasUN && enc.Explicit);
+                var itemEnc = sq.WasUN && enc.Explicit ? enc with { Explicit = false, BigEndian = false } : enc;
+                bool undefined = UndefinedSequenceLength(sq, enc);
                 return HeaderLength(DicomVR.SQ, enc) + SequenceContentLength(sq, itemEnc) + (undefined ? 8 : 0);
             }
             case DicomFragmentSequence f:
             {
                 long total = HeaderLength(f.VR, enc) + 8 + f.BasicOffsetTable.Length + 8;
-                foreach (var frag in f.Fragments) total += 8 + frag.Length + (frag.Length & 1);
+                foreach (var frag in f.Fragments) total += 8 + frag.Length + (enc.Pad ? frag.Length & 1 : 0);
                 return total;
             }
             default:

@@ -1,4 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
+using Aegis.Archive.Audit;
+using Aegis.Server.Dimse;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Aegis.Server.Hosting;
@@ -6,25 +8,48 @@ namespace Aegis.Server.Hosting;
 /// <summary>Builds and runs the `aegis serve` process: configuration, data folder, TLS, listeners, services.</summary>
 internal sealed class AegisHost(string dataPath, string? configFile, string[] settingArgs)
 {
+    public static AegisOptions LoadOptions(DataDirectory data, string? configFile, string[] settingArgs, IConfigurationBuilder? builder = null)
+    {
+        var cb = builder ?? new ConfigurationBuilder();
+        cb.Sources.Clear();
+        cb.AddJsonFile(data.ConfigPath, optional: true, reloadOnChange: false);
+        if (configFile is not null) cb.AddJsonFile(configFile, optional: false, reloadOnChange: false);
+        cb.AddEnvironmentVariables();
+        cb.AddCommandLine(settingArgs);
+        var options = new AegisOptions();
+        (builder is IConfiguration c ? c : cb.Build()).GetSection(AegisOptions.Section).Bind(options);
+        return options;
+    }
+
     public async Task<int> RunAsync(CancellationToken ct)
     {
         var data = new DataDirectory(dataPath);
         bool fresh = data.EnsureCreated();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = settingArgs, ContentRootPath = AppContext.BaseDirectory });
-        builder.Configuration.Sources.Clear();
-        builder.Configuration.AddJsonFile(data.ConfigPath, optional: true, reloadOnChange: false);
-        if (configFile is not null) builder.Configuration.AddJsonFile(configFile, optional: false, reloadOnChange: false);
-        builder.Configuration.AddEnvironmentVariables();
-        builder.Configuration.AddCommandLine(settingArgs);
-        var options = new AegisOptions();
-        builder.Configuration.GetSection(AegisOptions.Section).Bind(options);
+        var options = LoadOptions(data, configFile, settingArgs, builder.Configuration);
 
         var certificate = ServerCertificate.LoadOrCreate(data, options.Tls, Console.Out);
+        await using var archive = ArchiveServices.Open(data, options);
+        await archive.Blobs.CleanupStagingAsync(ct).ConfigureAwait(false);
+        var admin = await archive.Accounts.EnsureAdministratorAsync(Environment.GetEnvironmentVariable("AEGIS_ADMIN_PASSWORD"), ct).ConfigureAwait(false);
+        if (admin.Created)
+        {
+            // Printed once, to the console only; never logged, never stored in clear.
+            Console.WriteLine(admin.GeneratedPassword is { } pw
+                ? $"Created the administrator account 'admin' with the generated password: {pw}\n(It is shown only this once; change it with `aegis user passwd admin`.)"
+                : "Created the administrator account 'admin' with the password from AEGIS_ADMIN_PASSWORD.");
+        }
+
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(data);
         builder.Services.AddSingleton(certificate);
+        builder.Services.AddSingleton(archive);
+        builder.Services.AddSingleton<ArchiveDimseService>();
+        builder.Services.AddHostedService<DimseListenerService>();
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -55,7 +80,43 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
 
         if (fresh) Console.WriteLine($"Created a new archive in {data.Root}");
         Console.WriteLine($"Aegis: AE title {options.Dicom.AeTitle}; DICOM port {options.Dicom.Port}, DICOM TLS port {options.Dicom.TlsPort}; HTTPS port {options.Http.Port}");
+        archive.Audit.Post(AuditEvent.ApplicationActivity(start: true, description: "aegis serve started"));
+        _ = Task.Run(() => RemoveOrphanBlobsAsync(archive, app.Logger, ct), ct);
         await app.RunAsync(ct).ConfigureAwait(false);
+        archive.Audit.Post(AuditEvent.ApplicationActivity(start: false, description: "aegis serve stopped"));
+        await archive.Audit.FlushAsync().ConfigureAwait(false);
         return 0;
+    }
+
+    /// <summary>
+    /// A crash between committing a blob and committing its index row leaves an unreferenced blob (never an
+    /// acknowledged instance: the acknowledgement waits for the index). Remove those at start.
+    /// </summary>
+    private static async Task RemoveOrphanBlobsAsync(ArchiveServices archive, ILogger log, CancellationToken ct)
+    {
+        try
+        {
+            var indexed = new HashSet<string>(StringComparer.Ordinal);
+            await foreach (var id in archive.Index.ListBlobIdsAsync(ct).ConfigureAwait(false)) indexed.Add(id);
+            var orphans = new List<string>();
+            await foreach (var id in archive.Blobs.ListAsync(ct).ConfigureAwait(false))
+                if (!indexed.Contains(id)) orphans.Add(id);
+            // Re-check against the index: a store may have committed both in the meantime.
+            var stillIndexed = new HashSet<string>(StringComparer.Ordinal);
+            await foreach (var id in archive.Index.ListBlobIdsAsync(ct).ConfigureAwait(false)) stillIndexed.Add(id);
+            int removed = 0;
+            foreach (var id in orphans.Where(o => !stillIndexed.Contains(o)))
+            {
+                var info = new FileInfo(Path.Combine(archive.Blobs.RootDirectory, id[..2], id[2..4], id));
+                if (info.Exists && info.LastWriteTimeUtc > DateTime.UtcNow.AddMinutes(-2)) continue; // possibly a store in flight
+                await archive.Blobs.DeleteAsync(id, ct).ConfigureAwait(false);
+                removed++;
+            }
+            if (removed > 0) log.LogInformation("removed {Count} unreferenced instance files left by an interrupted store", removed);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            log.LogWarning("orphan check failed: {Error}", ex.Message);
+        }
     }
 }

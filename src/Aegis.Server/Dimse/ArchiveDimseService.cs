@@ -1,0 +1,182 @@
+using System.Runtime.CompilerServices;
+using Aegis.Archive.Audit;
+using Aegis.Archive.Index;
+using Aegis.Archive.Ingest;
+using Aegis.Archive.Query;
+using Aegis.Archive.Security;
+using Aegis.Dicom;
+using Aegis.Dicom.Network;
+using Aegis.Dicom.Network.Association;
+using Aegis.Dicom.Network.Dimse;
+using Aegis.Server.Hosting;
+
+namespace Aegis.Server.Dimse;
+
+/// <summary>
+/// The archive's DIMSE services: C-ECHO, C-STORE into the encrypted store, C-FIND on the index, C-MOVE and C-GET
+/// from the store, storage commitment. Every service checks the association's principal first and is audited.
+/// </summary>
+internal sealed class ArchiveDimseService(
+    ArchiveServices archive,
+    AegisOptions options,
+    ILogger<ArchiveDimseService> log) : IDicomServiceHandler
+{
+    private static DimsePrincipal PrincipalOf(DicomAssociation a) =>
+        a.Principal as DimsePrincipal ?? throw new DimseStatusException(DimseStatus.NotAuthorized with { ErrorComment = "no authenticated principal" });
+
+    private static void Require(DicomAssociation a, DimseServices service, out DimsePrincipal principal)
+    {
+        principal = PrincipalOf(a);
+        if (!principal.Allowed.HasFlag(service))
+            throw new DimseStatusException(DimseStatus.NotAuthorized with { ErrorComment = $"{service} is not allowed for {principal.Principal.Name}" });
+    }
+
+    public ValueTask<DimseStatus> OnCEchoAsync(DicomAssociation association, CEchoRequest request, CancellationToken ct)
+    {
+        PrincipalOf(association);
+        return ValueTask.FromResult(DimseStatus.Success);
+    }
+
+    public async ValueTask<DimseStatus> OnCStoreAsync(DicomAssociation association, CStoreRequest request, Stream dataSet, CancellationToken ct)
+    {
+        Require(association, DimseServices.Store, out var principal);
+        var actor = principal.Principal.ToAuditActor();
+        IngestResult result;
+        try
+        {
+            result = await archive.Ingestor.IngestDataSetAsync(request.AffectedSopClassUid, request.AffectedSopInstanceUid, request.TransferSyntax, dataSet, association.CallingAE, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Never acknowledged: the modality keeps the image and retries.
+            log.LogError("C-STORE from {Caller} failed: {Error}", association.CallingAE, PhiScrubber.Scrub(ex.Message));
+            archive.Audit.Post(AuditEvent.InstancesStored(actor, null, [], AuditOutcome.SeriousFailure, description: ex.GetType().Name));
+            return DimseStatus.OutOfResources with { ErrorComment = "the instance could not be stored" };
+        }
+        var outcome = result.IsStored ? AuditOutcome.Success : AuditOutcome.MinorFailure;
+        archive.Audit.Post(AuditEvent.InstancesStored(actor, result.PatientId, result.StudyInstanceUid is null ? [] : [result.StudyInstanceUid], outcome,
+            new Dictionary<string, int> { [result.SopClassUid] = 1 }, result.Message));
+        archive.Metrics.Stored(result.Outcome);
+        return result.Outcome switch
+        {
+            IngestOutcome.Stored or IngestOutcome.AlreadyStored or IngestOutcome.Replaced => DimseStatus.Success,
+            // PS3.4 B.2.3: warning statuses keep the sender's copy safe; the duplicate was not stored.
+            IngestOutcome.DuplicateRejected => new DimseStatus(0xB007, Truncate(result.Message)),
+            _ => DimseStatus.DataSetDoesNotMatchSopClass with { ErrorComment = Truncate(result.Message) },
+        };
+    }
+
+    public async IAsyncEnumerable<CFindResult> OnCFindAsync(DicomAssociation association, CFindRequest request, [EnumeratorCancellation] CancellationToken ct)
+    {
+        Require(association, DimseServices.Find, out var principal);
+        var model = request.AffectedSopClassUid == DicomUids.PatientRootQueryRetrieveInformationModelFind ? QueryInformationModel.PatientRoot : QueryInformationModel.StudyRoot;
+        QueryRequest query;
+        try
+        {
+            query = QueryRequest.FromIdentifier(model, request.Identifier, relational: false) with
+            {
+                Limit = options.Dicom.MaxQueryResults,
+                RetrieveAETitle = options.Dicom.AeTitle,
+            };
+        }
+        catch (QueryException ex)
+        {
+            throw new DimseStatusException(new DimseStatus(ex.Status, Truncate(ex.Message)));
+        }
+        var actor = principal.Principal.ToAuditActor();
+        var queryBytes = DimseDataSets.Write(request.Identifier, TransferSyntax.ExplicitVRLittleEndian);
+        archive.Audit.Post(AuditEvent.Query(actor, request.AffectedSopClassUid, queryBytes, AuditOutcome.Success, TransferSyntax.ExplicitVRLittleEndian.Uid));
+        var results = archive.Query.FindAsync(query, ct).ConfigureAwait(false);
+        await using var e = results.GetAsyncEnumerator();
+        while (true)
+        {
+            DicomDataset? current = null;
+            DimseStatus? limitWarning = null;
+            try
+            {
+                if (!await e.MoveNextAsync()) break;
+                current = e.Current;
+            }
+            catch (QueryLimitExceededException ex)
+            {
+                // The limit is reported, never a silent truncation.
+                limitWarning = new DimseStatus(0xB000, $"more than {ex.Limit} matches; narrow the query");
+            }
+            catch (QueryException ex)
+            {
+                throw new DimseStatusException(new DimseStatus(ex.Status, Truncate(ex.Message)));
+            }
+            if (limitWarning is { } w)
+            {
+                yield return new CFindResult(w, null);
+                yield break;
+            }
+            yield return CFindResult.Pending(current!);
+        }
+    }
+
+    public IAsyncEnumerable<RetrieveProgress> OnCMoveAsync(DicomAssociation association, CMoveRequest request, CancellationToken ct)
+    {
+        Require(association, DimseServices.Move, out var principal);
+        return RetrieveAsync(association, principal, request.AffectedSopClassUid, request.Identifier, request.MoveDestination, request.MessageId, ct);
+    }
+
+    public IAsyncEnumerable<RetrieveProgress> OnCGetAsync(DicomAssociation association, CGetRequest request, CancellationToken ct)
+    {
+        Require(association, DimseServices.Get, out var principal);
+        return RetrieveAsync(association, principal, request.AffectedSopClassUid, request.Identifier, null, request.MessageId, ct);
+    }
+
+    private async IAsyncEnumerable<RetrieveProgress> RetrieveAsync(DicomAssociation association, DimsePrincipal principal, string sopClassUid,
+        DicomDataset identifier, string? moveDestination, ushort messageId, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var instances = await InstanceSelection.ResolveAsync(archive.Index, sopClassUid, identifier, ct).ConfigureAwait(false);
+        var actor = principal.Principal.ToAuditActor();
+        var studies = instances.Select(i => i.StudyInstanceUid).Distinct().ToArray();
+        string? patient = instances.Select(i => i.PatientId).FirstOrDefault();
+
+        await using var target = moveDestination is null
+            ? RetrieveTarget.SameAssociation(association)
+            : await RetrieveTarget.ConnectAsync(archive, options, moveDestination, instances, ct).ConfigureAwait(false);
+        var destinationActor = moveDestination is null ? actor : new AuditActor(moveDestination, target.RemoteAddress, moveDestination);
+        archive.Audit.Post(AuditEvent.BeginTransferring(actor, destinationActor, patient, studies, AuditOutcome.Success));
+
+        ushort completed = 0, failed = 0, warning = 0;
+        var failedUids = new List<string>();
+        int remaining = instances.Count;
+        foreach (var instance in instances)
+        {
+            ct.ThrowIfCancellationRequested();
+            DimseStatus status;
+            try
+            {
+                status = await target.SendAsync(archive, instance, association.CallingAE, messageId, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                log.LogWarning("retrieve sub-operation failed: {Error}", PhiScrubber.Scrub(ex.Message));
+                status = DimseStatus.ProcessingFailure;
+            }
+            remaining--;
+            switch (status.Category)
+            {
+                case DimseStatusCategory.Success: completed++; break;
+                case DimseStatusCategory.Warning: warning++; break;
+                default: failed++; failedUids.Add(instance.SopInstanceUid); break;
+            }
+            yield return RetrieveProgress.Pending((ushort)Math.Min(remaining, ushort.MaxValue), completed, failed, warning);
+        }
+        archive.Audit.Post(AuditEvent.InstancesTransferred(actor, destinationActor, patient, studies, failed == 0 ? AuditOutcome.Success : AuditOutcome.MinorFailure));
+        archive.Metrics.Retrieved(completed);
+        if (failed > 0)
+        {
+            // PS3.4 C.4.2.1.5 / C.4.3.1.5: list the failed instances in the final response.
+            var ds = new DicomDataset();
+            ds.Set(DicomTags.FailedSOPInstanceUIDList, DicomVR.UI, [.. failedUids]);
+            var code = completed + warning > 0 ? (ushort)0xB000 : (ushort)0xA702;
+            yield return new RetrieveProgress(new DimseStatus(code), 0, completed, failed, warning, ds);
+        }
+    }
+
+    private static string? Truncate(string? s) => s is null ? null : s.Length <= 64 ? s : s[..64];
+}

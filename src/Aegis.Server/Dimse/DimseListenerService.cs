@@ -1,0 +1,65 @@
+using System.Net;
+using Aegis.Dicom.Network;
+using Aegis.Dicom.Network.Tls;
+using Aegis.Server.Hosting;
+using System.Security.Cryptography.X509Certificates;
+
+namespace Aegis.Server.Dimse;
+
+/// <summary>
+/// The DIMSE listeners: plain on Dicom:Port and DICOM TLS on Dicom:TlsPort (PS3.15 B.12), both behind the same
+/// association policy. Started before the HTTPS server, so /health answers only once they are up.
+/// </summary>
+internal sealed class DimseListenerService(
+    ArchiveServices archive,
+    AegisOptions options,
+    X509Certificate2 certificate,
+    ArchiveDimseService service,
+    ILogger<DimseListenerService> log) : IHostedService
+{
+    private readonly List<DicomServer> _servers = [];
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var policy = new ArchiveAssociationPolicy(archive.AccessPolicy, archive.Audit, archive.Metrics);
+        var address = IPAddress.Parse(options.Dicom.BindAddress);
+        var network = new DicomNetworkOptions
+        {
+            MaxPduLength = (uint)options.Dicom.MaxPduLength,
+            ArtimTimeout = TimeSpan.FromSeconds(options.Dicom.AssociationTimeoutSeconds),
+            DimseTimeout = TimeSpan.FromSeconds(options.Dicom.DimseTimeoutSeconds),
+            IdleTimeout = TimeSpan.FromSeconds(options.Dicom.IdleTimeoutSeconds),
+        };
+        if (options.Dicom.Port > 0)
+            Start(new DicomServerOptions { Address = address, Port = options.Dicom.Port, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, Network = network }, policy, "DICOM");
+        if (options.Dicom.TlsPort > 0)
+        {
+            var tls = new DicomTlsServerOptions
+            {
+                ServerCertificate = certificate,
+                ClientCertificateMode = options.Dicom.RequireClientCertificate ? ClientCertificateMode.Required : ClientCertificateMode.Optional,
+                TrustedClientRoots = archive.TrustedRoots,
+            };
+            Start(new DicomServerOptions { Address = address, Port = options.Dicom.TlsPort, Tls = tls, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, Network = network }, policy, "DICOM TLS");
+        }
+        return Task.CompletedTask;
+    }
+
+    private void Start(DicomServerOptions serverOptions, ArchiveAssociationPolicy policy, string name)
+    {
+        var server = new DicomServer(serverOptions, policy, service);
+        server.Start();
+        _servers.Add(server);
+        log.LogInformation("{Name} listening on {EndPoint}", name, server.LocalEndPoint);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Stop accepting; in-flight stores finish (or fail unacknowledged) before the process exits.
+        foreach (var s in _servers)
+        {
+            try { await s.StopAsync().ConfigureAwait(false); }
+            catch (TimeoutException) { log.LogWarning("associations still open after 10 s at shutdown"); }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+using System.Security.Cryptography.X509Certificates;
+using Aegis.Archive.Audit;
+using Aegis.Archive.Data;
+using Aegis.Archive.Index;
+using Aegis.Archive.Ingest;
+using Aegis.Archive.Query;
+using Aegis.Archive.Security;
+using Aegis.Archive.Storage;
+
+namespace Aegis.Server.Hosting;
+
+/// <summary>The archive's components for one data folder, built once at start (and by the admin subcommands).</summary>
+public sealed class ArchiveServices : IAsyncDisposable
+{
+    private ArchiveServices(DataDirectory data, AegisOptions options, ArchiveDatabase db, MasterKeyProvider keys, FileBlobStore blobs,
+        ArchiveIndex index, AuditTrail audit, AccountStore accounts, AeRegistry aes)
+    {
+        Data = data;
+        Options = options;
+        Database = db;
+        Keys = keys;
+        Blobs = blobs;
+        Index = index;
+        Query = new QueryEngine(index);
+        Audit = audit;
+        Accounts = accounts;
+        AeRegistry = aes;
+        var policy = Enum.TryParse<DuplicatePolicy>(options.Dicom.DuplicatePolicy, ignoreCase: true, out var p) ? p : DuplicatePolicy.Replace;
+        Ingestor = new InstanceIngestor(blobs, index, policy);
+        AccessPolicy = new DimseAccessPolicy(options.Dicom.AeTitle, aes, accounts, jwtValidator: null, audit);
+        if (!string.IsNullOrEmpty(options.Tls.TrustedCaFile))
+        {
+            TrustedRoots = [];
+            TrustedRoots.ImportFromPemFile(options.Tls.TrustedCaFile);
+        }
+    }
+
+    public DataDirectory Data { get; }
+    public AegisOptions Options { get; }
+    public ArchiveDatabase Database { get; }
+    public MasterKeyProvider Keys { get; }
+    public FileBlobStore Blobs { get; }
+    public ArchiveIndex Index { get; }
+    public QueryEngine Query { get; }
+    public InstanceIngestor Ingestor { get; }
+    public AuditTrail Audit { get; }
+    public AccountStore Accounts { get; }
+    public AeRegistry AeRegistry { get; }
+    public DimseAccessPolicy AccessPolicy { get; }
+    public X509Certificate2Collection? TrustedRoots { get; }
+    public ArchiveMetrics Metrics { get; } = new();
+
+    /// <summary>Opens (creating on first use) the archive in <paramref name="data"/> with <paramref name="options"/>.</summary>
+    public static ArchiveServices Open(DataDirectory data, AegisOptions options)
+    {
+        data.EnsureCreated();
+        var db = ArchiveDatabase.Open(data.Root, options.Index.ConnectionString);
+        var keys = MasterKeyProvider.Load(new MasterKeyOptions
+        {
+            DataDirectory = data.Root,
+            SecretFilePath = string.IsNullOrEmpty(options.Storage.MasterKeyFile) ? null : options.Storage.MasterKeyFile,
+        });
+        var blobs = new FileBlobStore(data.Root, keys);
+        var index = new ArchiveIndex(db);
+        var audit = new AuditTrail(db);
+        var accounts = new AccountStore(db, SecretProtector.OpenOrCreate(Path.Combine(data.KeysDirectory, "secrets.key")), audit);
+        var aes = new AeRegistry(db, audit);
+        return new ArchiveServices(data, options, db, keys, blobs, index, audit, accounts, aes);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Audit.DisposeAsync().ConfigureAwait(false);
+        await Database.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>Counters for /metrics (Prometheus text format).</summary>
+public sealed class ArchiveMetrics
+{
+    private long _stored, _duplicates, _refused, _retrieved, _associations, _rejected;
+    public void Stored(IngestOutcome outcome)
+    {
+        if (outcome is IngestOutcome.Stored or IngestOutcome.Replaced) Interlocked.Increment(ref _stored);
+        else if (outcome == IngestOutcome.AlreadyStored) Interlocked.Increment(ref _duplicates);
+        else Interlocked.Increment(ref _refused);
+    }
+    public void Retrieved(int n) => Interlocked.Add(ref _retrieved, n);
+    public void Association(bool accepted) => Interlocked.Increment(ref accepted ? ref _associations : ref _rejected);
+
+    public string ToPrometheus() =>
+        $"""
+        # HELP aegis_instances_stored_total Instances durably stored.
+        # TYPE aegis_instances_stored_total counter
+        aegis_instances_stored_total {Interlocked.Read(ref _stored)}
+        # TYPE aegis_instances_duplicate_total counter
+        aegis_instances_duplicate_total {Interlocked.Read(ref _duplicates)}
+        # TYPE aegis_instances_refused_total counter
+        aegis_instances_refused_total {Interlocked.Read(ref _refused)}
+        # TYPE aegis_instances_retrieved_total counter
+        aegis_instances_retrieved_total {Interlocked.Read(ref _retrieved)}
+        # TYPE aegis_associations_accepted_total counter
+        aegis_associations_accepted_total {Interlocked.Read(ref _associations)}
+        # TYPE aegis_associations_rejected_total counter
+        aegis_associations_rejected_total {Interlocked.Read(ref _rejected)}
+
+        """;
+}
