@@ -14,6 +14,7 @@ public static class Program
         root.Subcommands.Add(AeCommand.Create());
         root.Subcommands.Add(AuditCommand.Create());
         root.Subcommands.Add(ShareCommand.Create());
+        root.Subcommands.Add(ScanCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
