@@ -1,6 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using Aegis.Archive.Audit;
 using Aegis.Server.Dimse;
+using Aegis.Web;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Aegis.Server.Hosting;
@@ -44,7 +45,10 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         builder.Services.AddSingleton(data);
         builder.Services.AddSingleton(certificate);
         builder.Services.AddSingleton(archive);
+        builder.Services.AddSingleton(archive.Accounts);
+        builder.Services.AddSingleton(archive.Audit);
         builder.Services.AddSingleton<ArchiveDimseService>();
+        builder.Services.AddAegisWeb();
         builder.Services.AddHostedService<DimseListenerService>();
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();
@@ -75,8 +79,12 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
             ctx.Response.Headers.StrictTransportSecurity = "max-age=31536000";
             await next().ConfigureAwait(false);
         });
-        app.MapGet("/health", () => Results.Text("ok\n"));
-        app.MapGet("/ready", () => Results.Text("ready\n"));
+        app.UseAegisWeb();
+        // The only endpoints reachable without authentication: liveness and readiness probes.
+        app.MapGet("/health", () => Results.Text("ok\n")).AllowAnonymous();
+        app.MapGet("/ready", () => Results.Text("ready\n")).AllowAnonymous();
+        app.MapGet("/metrics", () => Results.Text(archive.Metrics.ToPrometheus(), "text/plain; version=0.0.4"));
+        app.MapAegisEndpoints(archive);
 
         if (fresh) Console.WriteLine($"Created a new archive in {data.Root}");
         Console.WriteLine($"Aegis: AE title {options.Dicom.AeTitle}; DICOM port {options.Dicom.Port}, DICOM TLS port {options.Dicom.TlsPort}; HTTPS port {options.Http.Port}");

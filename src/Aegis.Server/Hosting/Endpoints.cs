@@ -1,0 +1,13 @@
+using Aegis.Web;
+
+namespace Aegis.Server.Hosting;
+
+/// <summary>Every HTTP endpoint group of `aegis serve`, mapped in one place (each group in its own Aegis.Web file).</summary>
+internal static class Endpoints
+{
+    public static void MapAegisEndpoints(this WebApplication app, ArchiveServices archive)
+    {
+        _ = archive;
+        _ = app;
+    }
+}
