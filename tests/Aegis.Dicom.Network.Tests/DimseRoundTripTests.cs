@@ -73,8 +73,12 @@ public sealed class DimseRoundTripTests
         public ValueTask<AssociationDecision> DecideAsync(AssociationRequest request, CancellationToken ct)
         {
             if (request.UserIdentity is { Type: UserIdentityType.UsernameAndPasscode } id && id.PrimaryText == "alice" && id.SecondaryText == "secret")
-                return ValueTask.FromResult(AssociationDecision.AcceptMatching(request, _ => true, PresentationContextProposal.Uncompressed,
-                    principal: "alice@aegis", userIdentityServerResponse: "welcome"u8.ToArray()));
+            {
+                var matched = AssociationDecision.AcceptMatching(request, _ => true, PresentationContextProposal.Uncompressed);
+                // PS3.4 C.4.1.1.5: answer relational-query extended negotiation for the find SOP class.
+                return ValueTask.FromResult(AssociationDecision.Accept(matched.PresentationContexts, "alice@aegis", "welcome"u8.ToArray(),
+                    extendedNegotiations: [new SopClassExtendedNegotiation(StudyRootFind, [1])]));
+            }
             return ValueTask.FromResult(AssociationDecision.Reject(AssociateRejectResult.RejectedPermanent, AssociateRejectSource.ServiceUser, AssociateRejectReason.UserNoReasonGiven));
         }
     }
@@ -232,6 +236,9 @@ public sealed class DimseRoundTripTests
         await using (var client = await DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port, ok))
         {
             Assert.Equal("welcome"u8.ToArray(), client.Association.Accepted!.UserInformation.UserIdentityServerResponse);
+            var ext = Assert.Single(client.Association.Accepted.UserInformation.ExtendedNegotiations);
+            Assert.Equal(StudyRootFind, ext.SopClassUid);
+            Assert.Equal([1], ext.ServiceClassApplicationInformation);
             await foreach (var _ in client.FindAsync(StudyRootFind, new DicomDataset())) { }
             Assert.Equal("alice@aegis", await handler.PrincipalSeen.Task);
         }

@@ -244,6 +244,7 @@ public sealed partial class DicomAssociation : IAsyncDisposable
             // PS3.7 D.3.3.3: answer a proposed window; we perform one operation at a time per association.
             AsyncOperationsWindow = rq.UserInformation.AsyncOperationsWindow is null ? null : ((ushort)1, (ushort)1),
             RoleSelections = roles,
+            ExtendedNegotiations = decision.ExtendedNegotiations,
             UserIdentityServerResponse = rq.UserInformation.UserIdentity is { PositiveResponseRequested: true } ? decision.UserIdentityServerResponse ?? [] : null,
         };
         return new AAssociateAC(rq.CalledAE, rq.CallingAE, rq.ApplicationContextName, results, ui);
