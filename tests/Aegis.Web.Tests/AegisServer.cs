@@ -21,7 +21,7 @@ public sealed record Sample(string Path, string Study, string Series, string Sop
 public sealed class AegisServer : IAsyncLifetime
 {
     public const string Password = "Correct-Horse-Battery-9";
-    public const string AdminPassword = "Admin-Staple-Battery-7";
+    public const string AdminPassword = "Bars-Staple-Battery-7x";
     private Process? _process;
     private readonly StringBuilder _log = new();
 
@@ -85,7 +85,7 @@ public sealed class AegisServer : IAsyncLifetime
             var certPath = Path.Combine(Data, "tls", "server.crt");
             if (Certificate is null && File.Exists(certPath))
             {
-                try { Certificate = X509Certificate2.CreateFromPemFile(certPath); } catch (Exception) { /* still being written */ }
+                try { Certificate = X509Certificate2.CreateFromPem(File.ReadAllText(certPath)); } catch (Exception) { /* still being written */ }
             }
             if (Certificate is not null)
             {
@@ -124,12 +124,12 @@ public sealed class AegisServer : IAsyncLifetime
                 var ds = file.Dataset;
                 string? study = ds.GetString(DicomTags.StudyInstanceUID), series = ds.GetString(DicomTags.SeriesInstanceUID), sop = ds.GetString(DicomTags.SOPInstanceUID);
                 string? cls = ds.GetString(DicomTags.SOPClassUID);
-                if (study is null || series is null || sop is null || cls is null || cls == "1.2.840.10008.1.3.10") continue;
+                if (string.IsNullOrEmpty(study) || string.IsNullOrEmpty(series) || string.IsNullOrEmpty(sop) || string.IsNullOrEmpty(cls) || cls == "1.2.840.10008.1.3.10") continue;
                 if (file.FileMetaInformation.GetString(0x0002_0003) != sop) continue;
                 if (!seen.Add(sop)) { Samples.RemoveAll(s => s.Sop == sop); continue; }
                 Samples.Add(new Sample(path, study, series, sop, cls, file.TransferSyntax.Uid, ds.GetString(DicomTags.Modality) ?? ""));
             }
-            catch (DicomFormatException) { }
+            catch (Exception ex) when (ex is DicomFormatException or InvalidOperationException) { }
         }
         // Same SOP Instance UID in several files: keep none of them, the stored copy would be ambiguous.
         Samples.RemoveAll(s => !seen.Contains(s.Sop));

@@ -14,6 +14,14 @@ public static class Http
         return await c.SendAsync(req);
     }
 
+    /// <summary>Asserts a success status, showing the server's message otherwise.</summary>
+    public static async Task<HttpResponseMessage> Ok(this Task<HttpResponseMessage> pending)
+    {
+        var r = await pending;
+        if (!r.IsSuccessStatusCode) Assert.Fail($"{r.RequestMessage?.RequestUri}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+        return r;
+    }
+
     public sealed record Part(Dictionary<string, string> Headers, byte[] Body)
     {
         public string ContentType => Headers.GetValueOrDefault("content-type", "");

@@ -22,6 +22,7 @@ internal static class ElementScanner
         if (syntax.IsDeflated) throw new NotSupportedException("a deflated data set has no element offsets");
         var map = new Dictionary<uint, ElementLocation>();
         var r = new Walker(blob, dataSetOffset, syntax.IsExplicitVR, syntax.IsBigEndian);
+        blob.Position = dataSetOffset;
         while (r.Position < blob.Length)
         {
             if (!r.TryReadHeader(out var tag, out var vr, out uint length)) break;
