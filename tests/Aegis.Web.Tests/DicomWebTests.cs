@@ -241,7 +241,9 @@ public sealed class DicomWebTests(AegisServer server)
     public async Task Rendered_and_thumbnails_decode_as_png_and_jpeg()
     {
         using var c = server.Client("rad");
-        var ct = Uncompressed("CT");
+        // A full-size CT (the corpus also holds tiny synthetic ones with a two-level window).
+        var ct = server.Samples.First(s => s.Modality == "CT" && s.Syntax is "1.2.840.10008.1.2.1" or "1.2.840.10008.1.2" && HasPixels(s)
+            && DicomReader.ReadFile(s.Path).Dataset.GetValue<ushort>(DicomTags.Rows) >= 256);
         var header = DicomReader.ReadFile(ct.Path).Dataset;
         int rows = header.GetValue<ushort>(DicomTags.Rows)!.Value, cols = header.GetValue<ushort>(DicomTags.Columns)!.Value;
         using var png = await c.GetAsync($"{InstancePath(ct)}/rendered", "image/png").Ok();

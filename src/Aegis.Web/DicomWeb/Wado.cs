@@ -147,7 +147,7 @@ internal sealed partial class DicomWebService
         // PS3.18 10.4.1.1.2 note: the stored transfer syntax, so a client knows what frames it will get.
         if (!ds.Contains(DicomTags.AvailableTransferSyntaxUID)) ds.Set(DicomTags.AvailableTransferSyntaxUID, DicomVR.UI, h.Syntax.Uid);
         if (h.PixelData is { } px)
-            ds.AddOrUpdate(new DicomElement(0x7FE0_0010, px.Fragments is null ? px.VR : DicomVR.OB, ReadOnlyMemory<byte>.Empty));
+            ds.AddOrUpdate(new DicomElement(0x7FE0_0010, px.Fragments is null ? px.VR : DicomVR.OB, new byte[2])); // a placeholder: the BulkDataURI factory always answers for Pixel Data
         return ds;
     }
 
