@@ -2,6 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using Aegis.Archive.Audit;
 using Aegis.Server.Dimse;
 using Aegis.Web;
+using Aegis.Web.DicomWeb;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Aegis.Server.Hosting;
@@ -48,7 +49,17 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         builder.Services.AddSingleton(archive.Accounts);
         builder.Services.AddSingleton(archive.Audit);
         builder.Services.AddSingleton<ArchiveDimseService>();
+        builder.Services.AddSingleton(archive.Index);
+        builder.Services.AddSingleton(archive.Query);
+        builder.Services.AddSingleton(archive.Ingestor);
+        builder.Services.AddSingleton<Aegis.Archive.Storage.IBlobStore>(archive.Blobs);
         builder.Services.AddAegisWeb();
+        builder.Services.AddDicomWeb(o =>
+        {
+            o.MaxQueryResults = options.Dicom.MaxQueryResults;
+            o.RetrieveAETitle = options.Dicom.AeTitle;
+            o.MaxStowRequestBytes = options.Http.MaxRequestBodyBytes;
+        });
         builder.Services.AddHostedService<DimseListenerService>();
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();

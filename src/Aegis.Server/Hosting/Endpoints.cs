@@ -1,4 +1,5 @@
 using Aegis.Web;
+using Aegis.Web.DicomWeb;
 
 namespace Aegis.Server.Hosting;
 
@@ -8,6 +9,6 @@ internal static class Endpoints
     public static void MapAegisEndpoints(this WebApplication app, ArchiveServices archive)
     {
         _ = archive;
-        _ = app;
+        app.MapDicomWeb();
     }
 }
