@@ -28,7 +28,7 @@ internal sealed partial class DicomWebService
     /// Who may store over STOW-RS: the Store permission (technologist, modality) and the radiologist (ReadAll), who
     /// stores derived objects - reports, key images, presentation states and OHIF's measurements.
     /// </summary>
-    internal static bool MayStore(System.Security.Claims.ClaimsPrincipal user) => user.Has(Permission.Store) || user.Has(Permission.ReadAll);
+    internal static bool MayStore(System.Security.Claims.ClaimsPrincipal user) => user.Has(Permission.Store);
 
     /// <summary>STOW-RS (PS3.18 10.5): each part streams straight into the ingestor; the answer lists every instance.</summary>
     public Task StoreAsync(HttpContext ctx, string? study) => RunAsync(ctx, async () =>
