@@ -157,10 +157,11 @@ internal static class ImportCommand
             if (r.IsStored && r.StudyInstanceUid is { } study)
                 patients.GetOrAdd(r.PatientId ?? "", _ => new(StringComparer.Ordinal)).TryAdd(study, 0);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            // One unreadable or malformed file never stops the run: it is counted, named and the rest go on.
             Interlocked.Increment(ref counts.Failed);
-            notes.Enqueue($"failed: {file}: {ex.Message}");
+            notes.Enqueue($"failed: {file}: {PhiScrubber.Scrub(ex.Message)}");
         }
     }
 
