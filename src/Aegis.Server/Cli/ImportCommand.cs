@@ -120,7 +120,7 @@ internal static class ImportCommand
 
         double seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"imported {counts.Stored} new, {counts.Replaced} replaced, {counts.AlreadyStored} already stored; {counts.DuplicateRejected} duplicates refused, {counts.Invalid} invalid, {counts.Failed} failed, {counts.Skipped} skipped (not DICOM) — {files.Count} files, {counts.Bytes / 1048576.0:0.0} MiB in {seconds:0.0} s"));
+            $"imported {counts.Stored} new, {counts.Replaced} replaced, {counts.AlreadyStored} already stored; {counts.DuplicateRejected} duplicates refused, {counts.Invalid} invalid, {counts.Failed} failed, {counts.Skipped} skipped (not DICOM instances) — {files.Count} files, {counts.Bytes / 1048576.0:0.0} MiB in {seconds:0.0} s"));
         return counts.Invalid + counts.Failed + counts.DuplicateRejected == 0 ? 0 : 1;
     }
 
@@ -130,10 +130,17 @@ internal static class ImportCommand
         try
         {
             await using var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
-            if (!await IsPart10Async(fs, ct).ConfigureAwait(false) || string.Equals(Path.GetFileName(file), "DICOMDIR", StringComparison.OrdinalIgnoreCase))
+            if (!await IsPart10Async(fs, ct).ConfigureAwait(false))
             {
                 Interlocked.Increment(ref counts.Skipped);
                 notes.Enqueue($"skipped (not a DICOM Part 10 file): {file}");
+                return;
+            }
+            if (string.Equals(Path.GetFileName(file), "DICOMDIR", StringComparison.OrdinalIgnoreCase))
+            {
+                // PS3.10 8.6: the media's directory, not an instance; the files it references are imported on their own.
+                Interlocked.Increment(ref counts.Skipped);
+                notes.Enqueue($"skipped (DICOMDIR, the media directory): {file}");
                 return;
             }
             fs.Position = 0;

@@ -77,7 +77,12 @@ public sealed class KeysAndCheckTests
             Assert.Equal(0, (await AegisCli.RunAsync("ae", "add", "WARD", "--host", "10.20.0.0/16", "--allow", "find", "--require-tls", "--data", dir)).Exit);
             Assert.Equal(0, (await AegisCli.RunAsync("ae", "add", "CT01", "--host", "127.0.0.1", "--allow", "store", "--require-tls", "--data", dir)).Exit);
 
+            Assert.Equal(0, (await AegisCli.RunAsync("user", "add", "boss", "--role", "admin", "--data", dir)).Exit);
+            Assert.Equal(0, (await AegisCli.RunAsync("user", "add", "reader", "--role", "referrer", "--data", dir)).Exit);
+
             var bad = await AegisCli.RunAsync("check", "--data", dir);
+            Assert.Contains("WARNING  boss (admin) has no second factor: enrol TOTP for every administrator", bad.Out, StringComparison.Ordinal);
+            Assert.Contains("info     reader (referrer) has no second factor", bad.Out, StringComparison.Ordinal);
             Assert.True(bad.Exit == 1, bad.Out + bad.Err);
             Assert.Contains("CRITICAL WIDE: host 0.0.0.0/0 admits any address", bad.Out, StringComparison.Ordinal);
             Assert.Contains("WARNING  WIDE: accepted without TLS on the plain port", bad.Out, StringComparison.Ordinal);

@@ -182,7 +182,7 @@ public sealed class ServerOpsTests(ServerFixture fixture) : IClassFixture<Server
             var run = await AegisCli.RunAsync("import", src, "--data", Server.DataDir);
             Assert.True(run.Exit == 0, run.Out + run.Err);
             Assert.Contains("imported 6 new, 0 replaced, 0 already stored", run.Out, StringComparison.Ordinal);
-            Assert.Contains("2 skipped (not DICOM)", run.Out, StringComparison.Ordinal);
+            Assert.Contains("2 skipped (not DICOM instances)", run.Out, StringComparison.Ordinal);
             Assert.Contains("skipped (not a DICOM Part 10 file): " + Path.Combine(src, "README.txt"), run.Err, StringComparison.Ordinal);
             Assert.Contains("skipped (not a DICOM Part 10 file): " + Path.Combine(src, "a", "b", "junk.dcm"), run.Err, StringComparison.Ordinal);
             Assert.Contains("\rimporting: 8/8 files", run.Err, StringComparison.Ordinal); // the non-TTY progress line
