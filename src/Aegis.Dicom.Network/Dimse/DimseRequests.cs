@@ -113,7 +113,7 @@ public static class DimseDataSets
             using var ms = new MemoryStream(bytes.ToArray(), writable: false);
             return DicomReader.ReadDataset(ms, syntax, new DicomReaderOptions { MaxValueLength = bytes.Length });
         }
-        catch (DicomFormatException e)
+        catch (Exception e) when (e is DicomFormatException or EndOfStreamException or InvalidDataException or ArgumentException or OverflowException or IndexOutOfRangeException)
         {
             throw new DimseException($"Malformed data set in {syntax.Name}: {e.Message}");
         }
