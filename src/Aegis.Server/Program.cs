@@ -15,6 +15,9 @@ public static class Program
         root.Subcommands.Add(AuditCommand.Create());
         root.Subcommands.Add(ShareCommand.Create());
         root.Subcommands.Add(ScanCommand.Create());
+        root.Subcommands.Add(ImportCommand.Create());
+        root.Subcommands.Add(KeysCommand.Create());
+        root.Subcommands.Add(CheckCommand.Create());
         return root.Parse(args).Invoke();
     }
 }

@@ -50,6 +50,7 @@ internal static class DimseDispatcher
                         r.SetUInt16(CommandTag.ActionTypeId, cmd.GetUInt16(CommandTag.ActionTypeId));
                         r.AffectedSopClassUid = cmd.RequestedSopClassUid;
                     }, ct).ConfigureAwait(false);
+                    if (result.AfterResponse is { } after) StartAfterResponse(after);
                     break;
                 }
             case CommandField.NEventReportRQ:
@@ -70,6 +71,12 @@ internal static class DimseDispatcher
                 break;
         }
     }
+
+    private static void StartAfterResponse(Func<Task> after) => _ = Task.Run(async () =>
+    {
+        try { await after().ConfigureAwait(false); }
+        catch (Exception) { /* documented on NResult.AfterResponse: the work reports its own failures */ }
+    });
 
     private static async ValueTask<DimseStatus> Run(Func<ValueTask<DimseStatus>> f)
     {

@@ -27,6 +27,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
     {
         var data = new DataDirectory(dataPath);
         bool fresh = data.EnsureCreated();
+        using var folderLock = DataFolderLock.AcquireServer(data); // one server per folder; `aegis keys rotate` needs it alone
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = settingArgs, ContentRootPath = AppContext.BaseDirectory });
         var options = LoadOptions(data, configFile, settingArgs, builder.Configuration);
 
@@ -65,6 +66,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddPhiScrubbing(); // last: wraps every provider above, so no log line carries PHI
 
         builder.WebHost.ConfigureKestrel(k =>
         {
