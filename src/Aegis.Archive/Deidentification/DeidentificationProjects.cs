@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -34,8 +35,9 @@ public sealed class DeidentificationProjects
             """
             CREATE TABLE deid_projects (name TEXT PRIMARY KEY, secret TEXT NOT NULL, created TEXT NOT NULL);
             CREATE TABLE deid_mappings (
-              project TEXT NOT NULL, kind TEXT NOT NULL, pseudonym TEXT NOT NULL, original TEXT NOT NULL, first_exported TEXT NOT NULL,
-              PRIMARY KEY (project, kind, pseudonym));
+              project TEXT NOT NULL, kind TEXT NOT NULL, pseudonym TEXT NOT NULL, original TEXT NOT NULL, original_key TEXT NOT NULL,
+              first_exported TEXT NOT NULL,
+              PRIMARY KEY (project, kind, pseudonym), UNIQUE (project, kind, original_key));
             CREATE INDEX deid_mappings_pseudonym ON deid_mappings (project, pseudonym);
             """),
     ];
@@ -122,12 +124,29 @@ public sealed class DeidentificationProjects
         }
     }
 
-    /// <summary>The pseudonym provider of a project (creating the project on first use).</summary>
-    public async Task<HmacPseudonymProvider> GetProviderAsync(string project, CancellationToken ct = default)
+    /// <summary>
+    /// The pseudonym provider of a project (creating the project on first use): pseudonyms already recorded for the
+    /// project are reused, new ones are derived from the project secret and never contain any of
+    /// <paramref name="avoid"/> (e.g. the archive's patient IDs); <see cref="ProjectPseudonymProvider.NewMappings"/>
+    /// then go to <see cref="RecordAsync"/>.
+    /// </summary>
+    public async Task<ProjectPseudonymProvider> OpenProviderAsync(string project, IEnumerable<string>? avoid = null, CancellationToken ct = default)
     {
         var secret = await GetOrCreateSecretAsync(project, ct).ConfigureAwait(false);
-        try { return new HmacPseudonymProvider(secret); }
+        try { return new ProjectPseudonymProvider(this, project, secret, avoid ?? []); }
         finally { CryptographicOperations.ZeroMemory(secret); }
+    }
+
+    /// <summary>The pseudonym recorded for an original (by its keyed lookup hash), or null.</summary>
+    internal string? FindRecorded(string project, PseudonymKind kind, string originalKey)
+    {
+        using var c = _db.OpenConnection();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT pseudonym FROM deid_mappings WHERE project = @p AND kind = @k AND original_key = @o";
+        ArchiveDatabase.AddParameter(cmd, "@p", project);
+        ArchiveDatabase.AddParameter(cmd, "@k", kind.ToString());
+        ArchiveDatabase.AddParameter(cmd, "@o", originalKey);
+        return cmd.ExecuteScalar() as string;
     }
 
     /// <summary>
@@ -135,7 +154,7 @@ public sealed class DeidentificationProjects
     /// (kind, pseudonym); callers store a Date Offset under the patient's pseudonymous ID with the offset in days as
     /// its "original", because many patients share one offset value.
     /// </summary>
-    public async Task<int> RecordAsync(string project, IEnumerable<PseudonymMapping> mappings, CancellationToken ct = default)
+    public async Task<int> RecordAsync(string project, IEnumerable<RecordedMapping> mappings, CancellationToken ct = default)
     {
         ValidateName(project);
         int added = 0;
@@ -148,11 +167,13 @@ public sealed class DeidentificationProjects
             {
                 await using var cmd = c.CreateCommand();
                 cmd.Transaction = tx;
-                cmd.CommandText = "INSERT INTO deid_mappings (project, kind, pseudonym, original, first_exported) VALUES (@p, @k, @ps, @o, @t) ON CONFLICT (project, kind, pseudonym) DO NOTHING";
+                // No conflict target: a row that exists under either key (pseudonym or original) is left as it is.
+                cmd.CommandText = "INSERT INTO deid_mappings (project, kind, pseudonym, original, original_key, first_exported) VALUES (@p, @k, @ps, @o, @ok, @t) ON CONFLICT DO NOTHING";
                 ArchiveDatabase.AddParameter(cmd, "@p", project);
                 ArchiveDatabase.AddParameter(cmd, "@k", m.Kind.ToString());
                 ArchiveDatabase.AddParameter(cmd, "@ps", m.Pseudonym);
                 ArchiveDatabase.AddParameter(cmd, "@o", _protector.Protect(System.Text.Encoding.UTF8.GetBytes(m.Original), MappingPurpose(project, m.Kind, m.Pseudonym)));
+                ArchiveDatabase.AddParameter(cmd, "@ok", m.OriginalKey);
                 ArchiveDatabase.AddParameter(cmd, "@t", now);
                 added += await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
@@ -191,4 +212,85 @@ public sealed class DeidentificationProjects
     }
 
     private string Now() => _time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
+}
+
+/// <summary>A pseudonym issued for a project, ready to be recorded: <see cref="OriginalKey"/> is a keyed hash of the original for lookups.</summary>
+public sealed record RecordedMapping(PseudonymKind Kind, string Pseudonym, string Original, string OriginalKey);
+
+/// <summary>
+/// The pseudonyms of one project during one export: stable because the first pseudonym issued for an original is
+/// recorded and reused (looked up by a keyed hash of the original, so the database holds no clear original), and
+/// derived from the project secret with HMAC-SHA256 (<see cref="HmacPseudonymProvider"/>) when new.
+/// A new pseudonym that happens to contain one of the avoided strings (the archive's patient IDs: a 39-digit UID
+/// contains a given 4-digit ID with probability ~0.4 %) is derived again with a counter, so a byte search of an
+/// export for the archive's identifiers never finds one by coincidence. Thread-safe.
+/// </summary>
+public sealed class ProjectPseudonymProvider : IPseudonymProvider
+{
+    private const int MaxRetries = 1000;
+    private readonly DeidentificationProjects _store;
+    private readonly string _project;
+    private readonly HmacPseudonymProvider _inner;
+    private readonly byte[] _lookupKey;
+    private readonly HashSet<string> _avoid;
+    private readonly int _minAvoid, _maxAvoid;
+    private readonly ConcurrentDictionary<(PseudonymKind, string), string> _cache = new();
+    private readonly ConcurrentDictionary<(PseudonymKind, string), RecordedMapping> _new = new();
+
+    internal ProjectPseudonymProvider(DeidentificationProjects store, string project, byte[] secret, IEnumerable<string> avoid)
+    {
+        _store = store;
+        _project = project;
+        _inner = new HmacPseudonymProvider(secret);
+        _lookupKey = HMACSHA256.HashData(secret, "aegis deid original lookup v1"u8);
+        _avoid = new HashSet<string>(avoid.Select(a => a.Trim()).Where(a => a.Length is >= 4 and <= 64), StringComparer.Ordinal);
+        _minAvoid = _avoid.Count == 0 ? 0 : _avoid.Min(a => a.Length);
+        _maxAvoid = _avoid.Count == 0 ? 0 : _avoid.Max(a => a.Length);
+    }
+
+    /// <summary>Pseudonyms issued for the first time in this export (to record).</summary>
+    public IReadOnlyCollection<RecordedMapping> NewMappings => [.. _new.Values];
+
+    public string MapUid(string uid) =>
+        Get(PseudonymKind.Uid, uid, k => _inner.MapUid(k == 0 ? uid : uid + "\0retry" + k.ToString(CultureInfo.InvariantCulture)));
+
+    public string PatientId(string patientKey) =>
+        Get(PseudonymKind.PatientId, patientKey, k => _inner.PatientId(k == 0 ? patientKey : patientKey + "\0retry" + k.ToString(CultureInfo.InvariantCulture)));
+
+    /// <summary>The same code as the ID (one row to re-identify).</summary>
+    public string PatientName(string patientKey) => PatientId(patientKey);
+
+    public int DateOffsetDays(string patientKey)
+    {
+        int offset = _inner.DateOffsetDays(patientKey);
+        // Recorded under the patient's pseudonym: what an administrator needs to restore real dates.
+        string pseudo = PatientId(patientKey);
+        _new.TryAdd((PseudonymKind.DateOffsetDays, pseudo),
+            new RecordedMapping(PseudonymKind.DateOffsetDays, pseudo, offset.ToString(CultureInfo.InvariantCulture), LookupKey(PseudonymKind.DateOffsetDays, patientKey)));
+        return offset;
+    }
+
+    internal string LookupKey(PseudonymKind kind, string original) =>
+        Convert.ToHexStringLower(HMACSHA256.HashData(_lookupKey, System.Text.Encoding.UTF8.GetBytes(kind + "\0" + original)));
+
+    private string Get(PseudonymKind kind, string original, Func<int, string> derive) =>
+        _cache.GetOrAdd((kind, original), key =>
+        {
+            string lookup = LookupKey(key.Item1, key.Item2);
+            if (_store.FindRecorded(_project, key.Item1, lookup) is { } recorded) return recorded;
+            string candidate = derive(0);
+            for (int k = 1; k <= MaxRetries && ContainsAvoided(candidate); k++) candidate = derive(k);
+            _new.TryAdd((key.Item1, candidate), new RecordedMapping(key.Item1, candidate, key.Item2, lookup));
+            return candidate;
+        });
+
+    private bool ContainsAvoided(string candidate)
+    {
+        if (_avoid.Count == 0) return false;
+        var lookup = _avoid.GetAlternateLookup<ReadOnlySpan<char>>();
+        for (int len = _minAvoid; len <= Math.Min(_maxAvoid, candidate.Length); len++)
+            for (int i = 0; i + len <= candidate.Length; i++)
+                if (lookup.Contains(candidate.AsSpan(i, len))) return true;
+        return false;
+    }
 }

@@ -85,7 +85,8 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
         if (missing.Count > 0)
             throw new KeyNotFoundException($"not in the archive: study {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")}");
 
-        var pseudonyms = await projects.GetProviderAsync(project, ct).ConfigureAwait(false);
+        // New pseudonyms never contain a patient ID of the archive, so a byte search of the export finds none by chance.
+        var pseudonyms = await projects.OpenProviderAsync(project, await PatientIdsAsync(ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         var deidentifier = new Deidentifier(options, pseudonyms, request.PixelRules);
 
         // File numbers follow the index order (series, instance number), so a re-export names files the same way.
@@ -97,9 +98,8 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
         }
 
         var exported = new ConcurrentBag<(ExportedInstance Out, InstanceRecord Source)>();
-        var refused = new ConcurrentBag<ExportProblem>();
-        var failed = new ConcurrentBag<ExportProblem>();
-        var mappings = new ConcurrentDictionary<(PseudonymKind Kind, string Pseudonym), string>();
+        var refused = new ConcurrentBag<(ExportProblem Problem, InstanceRecord Source)>();
+        var failed = new ConcurrentBag<(ExportProblem Problem, InstanceRecord Source)>();
         int done = 0;
 
         await using var sink = ExportSink.Open(request.Destination);
@@ -114,7 +114,6 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
                     try
                     {
                         var (result, syntax) = await DeidentifyAsync(rec, deidentifier, token).ConfigureAwait(false);
-                        foreach (var m in result.Mappings) AddMapping(mappings, pseudonyms, m);
                         var bytes = Serialize(result, syntax);
                         var ds = result.Dataset;
                         string patient = Text(ds, DicomTags.PatientID) ?? "";
@@ -127,37 +126,34 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
                     }
                     catch (DeidentificationRefusedException ex)
                     {
-                        AddMapping(mappings, pseudonyms, new PseudonymMapping(PseudonymKind.Uid, rec.SopInstanceUid, pseudoSop));
-                        refused.Add(new ExportProblem(pseudoSop, ex.Reason));
+                        refused.Add((new ExportProblem(pseudoSop, ex.Reason), rec));
                     }
                     catch (Exception ex) when (ex is not OperationCanceledException && IsInstanceProblem(ex))
                     {
-                        AddMapping(mappings, pseudonyms, new PseudonymMapping(PseudonymKind.Uid, rec.SopInstanceUid, pseudoSop));
-                        failed.Add(new ExportProblem(pseudoSop, SafeReason(ex)));
+                        failed.Add((new ExportProblem(pseudoSop, SafeReason(ex)), rec));
                     }
                     int d = Interlocked.Increment(ref done);
                     request.Progress?.Report(new ExportProgress(d, work.Count, refused.Count, failed.Count));
                 }).ConfigureAwait(false);
 
             // The mapping is durable before anything that names the pseudonyms leaves the archive as a finished export.
-            if (!mappings.IsEmpty)
-                await projects.RecordAsync(project, mappings.Select(kv => new PseudonymMapping(kv.Key.Kind, kv.Value, kv.Key.Pseudonym)), ct).ConfigureAwait(false);
+            await projects.RecordAsync(project, pseudonyms.NewMappings, ct).ConfigureAwait(false);
 
             var summary = new ExportSummary(Path.GetFullPath(request.Destination), project, profile, work.Count,
                 [.. exported.Select(e => e.Out).OrderBy(e => e.Path, StringComparer.Ordinal)],
-                [.. refused.OrderBy(r => r.SopInstanceUid, StringComparer.Ordinal)],
-                [.. failed.OrderBy(r => r.SopInstanceUid, StringComparer.Ordinal)]);
+                [.. refused.Select(r => r.Problem).OrderBy(r => r.SopInstanceUid, StringComparer.Ordinal)],
+                [.. failed.Select(r => r.Problem).OrderBy(r => r.SopInstanceUid, StringComparer.Ordinal)]);
             await sink.WriteAsync(ManifestName, BuildManifest(summary, options, request.ToolVersion), compressible: true, ct).ConfigureAwait(false);
             await sink.CompleteAsync().ConfigureAwait(false);
-            await AuditAsync(request, summary, instances, exported.Select(e => e.Source), null).ConfigureAwait(false);
+            await AuditAsync(request, summary, instances, exported.Select(e => e.Source), refused, failed, null).ConfigureAwait(false);
             return summary;
         }
         catch (Exception ex)
         {
             await sink.AbortAsync().ConfigureAwait(false);
             var partial = new ExportSummary(Path.GetFullPath(request.Destination), project, profile, work.Count,
-                [.. exported.Select(e => e.Out)], [.. refused], [.. failed]);
-            await AuditAsync(request, partial, instances, exported.Select(e => e.Source), ex).ConfigureAwait(false);
+                [.. exported.Select(e => e.Out)], [.. refused.Select(r => r.Problem)], [.. failed.Select(r => r.Problem)]);
+            await AuditAsync(request, partial, instances, exported.Select(e => e.Source), refused, failed, ex).ConfigureAwait(false);
             throw;
         }
     }
@@ -183,16 +179,16 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
         return ms.ToArray();
     }
 
-    private static void AddMapping(ConcurrentDictionary<(PseudonymKind, string), string> into, IPseudonymProvider pseudonyms, PseudonymMapping m)
+    private async Task<List<string>> PatientIdsAsync(CancellationToken ct)
     {
-        if (m.Original == m.Pseudonym) return; // retained, nothing to re-identify
-        if (m.Kind == PseudonymKind.DateOffsetDays)
-        {
-            // Many patients share an offset: key it by the patient's pseudonym, the offset being what it reveals.
-            into.TryAdd((m.Kind, pseudonyms.PatientId(m.Original)), m.Pseudonym);
-            return;
-        }
-        into.TryAdd((m.Kind, m.Pseudonym), m.Original);
+        var ids = new List<string>();
+        await using var c = await index.Database.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT DISTINCT patient_id FROM patients";
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+            if (!r.IsDBNull(0)) ids.Add(r.GetString(0));
+        return ids;
     }
 
     private static bool IsInstanceProblem(Exception ex) =>
@@ -354,23 +350,29 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
     /// <summary>
     /// PS3.15 A.5.3.6: one Export event per patient (the message names one patient), with the original study UIDs
     /// and patient ID - the audit trail is inside the archive - the destination and, in the outcome description,
-    /// the project, the profile and every refused or failed instance (by pseudonymous UID).
+    /// the project, the profile and every refused or failed instance of that patient (by pseudonymous UID).
+    /// Outcome per patient: success, minor failure when something was refused, serious failure on errors.
     /// </summary>
-    private async Task AuditAsync(ExportRequest request, ExportSummary s, IReadOnlyList<InstanceRecord> all, IEnumerable<InstanceRecord> exported, Exception? error)
+    private async Task AuditAsync(ExportRequest request, ExportSummary s, IReadOnlyList<InstanceRecord> all, IEnumerable<InstanceRecord> exported,
+        IEnumerable<(ExportProblem Problem, InstanceRecord Source)> refused, IEnumerable<(ExportProblem Problem, InstanceRecord Source)> failed, Exception? error)
     {
-        var outcome = error is not null || s.Failed.Count > 0 ? AuditOutcome.SeriousFailure
-            : s.Refused.Count > 0 ? AuditOutcome.MinorFailure : AuditOutcome.Success;
-        var sb = new StringBuilder();
-        sb.Append(CultureInfo.InvariantCulture, $"de-identified export, project {s.Project}, profile {s.Profile}: {s.Exported.Count} of {s.Requested} instances exported");
-        if (error is not null) sb.Append(CultureInfo.InvariantCulture, $"; export failed: {error.GetType().Name}");
-        AppendProblems(sb, "refused", s.Refused);
-        AppendProblems(sb, "failed", s.Failed);
-        string description = sb.ToString();
-        var exportedStudies = exported.Select(e => e.StudyInstanceUid).ToHashSet(StringComparer.Ordinal);
+        var exportedSops = exported.Select(e => e.SopInstanceUid).ToHashSet(StringComparer.Ordinal);
+        var refusedBy = refused.ToLookup(r => r.Source.PatientId, r => r.Problem, StringComparer.Ordinal);
+        var failedBy = failed.ToLookup(r => r.Source.PatientId, r => r.Problem, StringComparer.Ordinal);
         foreach (var patient in all.GroupBy(i => i.PatientId, StringComparer.Ordinal))
         {
             var studies = patient.Select(i => i.StudyInstanceUid).Distinct(StringComparer.Ordinal).ToList();
-            var e = AuditEvent.Export(request.Who, s.Destination, patient.Key, studies, studies.Any(exportedStudies.Contains) ? outcome : AuditOutcome.SeriousFailure, description);
+            var patientRefused = refusedBy[patient.Key].OrderBy(p => p.SopInstanceUid, StringComparer.Ordinal).ToList();
+            var patientFailed = failedBy[patient.Key].OrderBy(p => p.SopInstanceUid, StringComparer.Ordinal).ToList();
+            int done = patient.Count(i => exportedSops.Contains(i.SopInstanceUid));
+            var outcome = error is not null || patientFailed.Count > 0 ? AuditOutcome.SeriousFailure
+                : patientRefused.Count > 0 ? AuditOutcome.MinorFailure : AuditOutcome.Success;
+            var sb = new StringBuilder();
+            sb.Append(CultureInfo.InvariantCulture, $"de-identified export, project {s.Project}, profile {s.Profile}: {done} of {patient.Count()} instances exported");
+            if (error is not null) sb.Append(CultureInfo.InvariantCulture, $"; export failed: {error.GetType().Name}");
+            AppendProblems(sb, "refused", patientRefused);
+            AppendProblems(sb, "failed", patientFailed);
+            var e = AuditEvent.Export(request.Who, s.Destination, patient.Key, studies, outcome, sb.ToString());
             await audit.WriteAsync(e, CancellationToken.None).ConfigureAwait(false);
         }
     }
