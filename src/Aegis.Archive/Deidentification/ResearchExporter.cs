@@ -86,7 +86,9 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
             throw new KeyNotFoundException($"not in the archive: study {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")}");
 
         // New pseudonyms never contain a patient ID of the archive, so a byte search of the export finds none by chance.
-        var pseudonyms = await projects.OpenProviderAsync(project, await PatientIdsAsync(ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+        var archiveIds = await PatientIdentifiersAsync(ct).ConfigureAwait(false);
+        var pseudonyms = await projects.OpenProviderAsync(project, archiveIds, ct).ConfigureAwait(false);
+        var guard = new ArchiveIdentifierGuard(archiveIds);
         var deidentifier = new Deidentifier(options, pseudonyms, request.PixelRules);
 
         // File numbers follow the index order (series, instance number), so a re-export names files the same way.
@@ -114,6 +116,7 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
                     try
                     {
                         var (result, syntax) = await DeidentifyAsync(rec, deidentifier, token).ConfigureAwait(false);
+                        guard.Apply(result.Dataset);
                         var bytes = Serialize(result, syntax);
                         var ds = result.Dataset;
                         string patient = Text(ds, DicomTags.PatientID) ?? "";
@@ -179,16 +182,20 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
         return ms.ToArray();
     }
 
-    private async Task<List<string>> PatientIdsAsync(CancellationToken ct)
+    /// <summary>Patient IDs (4+ characters) and names (6+) of every patient in the archive.</summary>
+    private async Task<List<string>> PatientIdentifiersAsync(CancellationToken ct)
     {
-        var ids = new List<string>();
+        var ids = new HashSet<string>(StringComparer.Ordinal);
         await using var c = await index.Database.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT DISTINCT patient_id FROM patients";
+        cmd.CommandText = "SELECT patient_id, patient_name FROM patients";
         await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
         while (await r.ReadAsync(ct).ConfigureAwait(false))
-            if (!r.IsDBNull(0)) ids.Add(r.GetString(0));
-        return ids;
+        {
+            if (!r.IsDBNull(0) && r.GetValue(0) is string id && id.Trim().Length >= 4) ids.Add(id.Trim());
+            if (!r.IsDBNull(1) && r.GetValue(1) is string name && name.Trim().Length >= 6) ids.Add(name.Trim());
+        }
+        return [.. ids];
     }
 
     private static bool IsInstanceProblem(Exception ex) =>
@@ -383,6 +390,80 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
         sb.Append(CultureInfo.InvariantCulture, $"; {problems.Count} {what}: ");
         sb.AppendJoin("; ", problems.Take(MaxReasonsInAudit).Select(p => $"{p.SopInstanceUid}: {p.Reason}"));
         if (problems.Count > MaxReasonsInAudit) sb.Append(CultureInfo.InvariantCulture, $"; and {problems.Count - MaxReasonsInAudit} more");
+    }
+}
+
+/// <summary>
+/// Last line of defence after the profile: no text value of an exported data set may contain the Patient ID or
+/// name of any patient of the archive (the check an auditor runs: byte-search the export for the archive's
+/// identifiers). A Decimal String that contains one by coincidence (25.6910749999999 holds the ID 999999) is
+/// rewritten with fewer significant digits (same value to ~1e-14); any other text value (LO, SH, CS, PN, LT, ST, UT,
+/// UC, AE) that contains one is emptied, as action Z would. UIDs are pseudonyms chosen to avoid them already;
+/// DA/TM/DT/IS/AS values and binary data are left as they are.
+/// </summary>
+public sealed class ArchiveIdentifierGuard
+{
+    private readonly HashSet<string> _ids;
+    private readonly int _min, _max;
+
+    public ArchiveIdentifierGuard(IEnumerable<string> identifiers)
+    {
+        _ids = new HashSet<string>(identifiers.Where(i => i.Length >= 4), StringComparer.Ordinal);
+        _min = _ids.Count == 0 ? 0 : _ids.Min(i => i.Length);
+        _max = _ids.Count == 0 ? 0 : _ids.Max(i => i.Length);
+    }
+
+    public void Apply(DicomDataset ds)
+    {
+        if (_ids.Count == 0) return;
+        foreach (var item in ds.ToList())
+        {
+            if (item is DicomSequence sq)
+            {
+                foreach (var child in sq.Items) Apply(child);
+                continue;
+            }
+            if (item is not DicomElement { VR.Kind: VRKind.Text } e || e.IsDeferred) continue;
+            var vr = e.VR;
+            if (vr == DicomVR.UI || vr == DicomVR.DA || vr == DicomVR.TM || vr == DicomVR.DT || vr == DicomVR.IS || vr == DicomVR.AS || vr == DicomVR.UR) continue;
+            if (e.Tag.Value is DicomTags.SpecificCharacterSet or DicomTags.PatientID or DicomTags.PatientName) continue; // pseudonyms, checked when made
+            string? text;
+            try { text = ds.GetString(e.Tag); }
+            catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or DicomCharacterSetException) { text = null; }
+            if (text is null || !Contains(text)) continue;
+            if (vr == DicomVR.DS && Reformat(ds.GetStrings(e.Tag)) is { } values)
+                ds.Set(e.Tag, vr, values);
+            else
+                ds.AddOrUpdate(new DicomElement(e.Tag, vr, Array.Empty<byte>()));
+        }
+    }
+
+    private string[]? Reformat(string[] values)
+    {
+        var result = new string[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!Contains(values[i])) { result[i] = values[i].Trim(); continue; }
+            if (!double.TryParse(values[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) return null;
+            string? shorter = null;
+            for (int digits = 14; digits >= 6 && shorter is null; digits--)
+            {
+                string candidate = v.ToString("G" + digits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+                if (!Contains(candidate) && candidate.Length <= 16) shorter = candidate;
+            }
+            if (shorter is null) return null;
+            result[i] = shorter;
+        }
+        return result;
+    }
+
+    private bool Contains(string text)
+    {
+        var lookup = _ids.GetAlternateLookup<ReadOnlySpan<char>>();
+        for (int len = _min; len <= Math.Min(_max, text.Length); len++)
+            for (int i = 0; i + len <= text.Length; i++)
+                if (lookup.Contains(text.AsSpan(i, len))) return true;
+        return false;
     }
 }
 

@@ -406,4 +406,25 @@ public sealed class DeidentificationProjectsTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public void Guard_removes_archive_identifiers_found_by_coincidence_in_kept_values()
+    {
+        var ds = new DicomDataset();
+        ds.Set(DicomTags.PatientID, DicomVR.LO, "ANON-ABCDEF");
+        ds.Set(new DicomTag(0x0040_073A), DicomVR.DS, "25.6910749999999", "1.5");
+        ds.Set(DicomTags.StudyDescription, DicomVR.LO, "follow-up of 999999");
+        ds.Set(DicomTags.SeriesDescription, DicomVR.LO, "AXIAL");
+        var item = new DicomDataset();
+        item.Set(DicomTags.CodeMeaning, DicomVR.LO, "see DOE^JANE");
+        ds.AddOrUpdate(new DicomSequence(new DicomTag(0x0008_1032), [item]));
+
+        new ArchiveIdentifierGuard(["999999", "DOE^JANE", "0010"]).Apply(ds);
+
+        Assert.Equal(["25.691075", "1.5"], ds.GetStrings(new DicomTag(0x0040_073A)));
+        Assert.True(string.IsNullOrEmpty(ds.GetString(DicomTags.StudyDescription)));
+        Assert.Equal("AXIAL", ds.GetString(DicomTags.SeriesDescription));
+        Assert.True(string.IsNullOrEmpty(item.GetString(DicomTags.CodeMeaning)));
+        Assert.Equal("ANON-ABCDEF", ds.GetString(DicomTags.PatientID));
+    }
 }
