@@ -398,7 +398,8 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
 /// name of any patient of the archive (the check an auditor runs: byte-search the export for the archive's
 /// identifiers). A Decimal String that contains one by coincidence (25.6910749999999 holds the ID 999999) is
 /// rewritten with fewer significant digits (same value to ~1e-14); any other text value (LO, SH, CS, PN, LT, ST, UT,
-/// UC, AE) that contains one is emptied, as action Z would. UIDs are pseudonyms chosen to avoid them already;
+/// UC, AE) that contains one is emptied, as action Z would. Decimal strings with floating-point noise (six equal
+/// digits in a row) are normalised the same way. UIDs are pseudonyms chosen to avoid them already;
 /// DA/TM/DT/IS/AS values and binary data are left as they are.
 /// </summary>
 public sealed class ArchiveIdentifierGuard
@@ -415,7 +416,6 @@ public sealed class ArchiveIdentifierGuard
 
     public void Apply(DicomDataset ds)
     {
-        if (_ids.Count == 0) return;
         foreach (var item in ds.ToList())
         {
             if (item is DicomSequence sq)
@@ -430,7 +430,7 @@ public sealed class ArchiveIdentifierGuard
             string? text;
             try { text = ds.GetString(e.Tag); }
             catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or DicomCharacterSetException) { text = null; }
-            if (text is null || !Contains(text)) continue;
+            if (text is null || !(Contains(text) || (vr == DicomVR.DS && FloatNoise(text)))) continue;
             if (vr == DicomVR.DS && Reformat(ds.GetStrings(e.Tag)) is { } values)
                 ds.Set(e.Tag, vr, values);
             else
@@ -443,18 +443,33 @@ public sealed class ArchiveIdentifierGuard
         var result = new string[values.Length];
         for (int i = 0; i < values.Length; i++)
         {
-            if (!Contains(values[i])) { result[i] = values[i].Trim(); continue; }
+            if (!Contains(values[i]) && !FloatNoise(values[i])) { result[i] = values[i].Trim(); continue; }
             if (!double.TryParse(values[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v)) return null;
             string? shorter = null;
             for (int digits = 14; digits >= 6 && shorter is null; digits--)
             {
                 string candidate = v.ToString("G" + digits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-                if (!Contains(candidate) && candidate.Length <= 16) shorter = candidate;
+                if (!Contains(candidate) && !FloatNoise(candidate) && candidate.Length <= 16) shorter = candidate;
             }
             if (shorter is null) return null;
             result[i] = shorter;
         }
         return result;
+    }
+
+    /// <summary>
+    /// A run of six equal digits in a decimal (25.6910749999999) is binary floating-point noise, and such runs are
+    /// typical dummy patient IDs (999999, 000000): normalised to 14 significant digits like a hit.
+    /// </summary>
+    private static bool FloatNoise(string text)
+    {
+        int run = 1;
+        for (int i = 1; i < text.Length; i++)
+        {
+            run = char.IsAsciiDigit(text[i]) && text[i] == text[i - 1] ? run + 1 : 1;
+            if (run >= 6) return true;
+        }
+        return false;
     }
 
     private bool Contains(string text)

@@ -419,11 +419,15 @@ public sealed class DeidentificationProjectsTests
         item.Set(DicomTags.CodeMeaning, DicomVR.LO, "see DOE^JANE");
         ds.AddOrUpdate(new DicomSequence(new DicomTag(0x0008_1032), [item]));
 
+        ds.Set(DicomTags.SliceThickness, DicomVR.DS, "0.30000000000000004");
+        ds.Set(DicomTags.PixelSpacing, DicomVR.DS, "0.5", "0.5");
         new ArchiveIdentifierGuard(["999999", "DOE^JANE", "0010"]).Apply(ds);
 
         Assert.Equal(["25.691075", "1.5"], ds.GetStrings(new DicomTag(0x0040_073A)));
         Assert.True(string.IsNullOrEmpty(ds.GetString(DicomTags.StudyDescription)));
         Assert.Equal("AXIAL", ds.GetString(DicomTags.SeriesDescription));
+        Assert.Equal("0.3", ds.GetString(DicomTags.SliceThickness)); // floating-point noise normalised
+        Assert.Equal(["0.5", "0.5"], ds.GetStrings(DicomTags.PixelSpacing));
         Assert.True(string.IsNullOrEmpty(item.GetString(DicomTags.CodeMeaning)));
         Assert.Equal("ANON-ABCDEF", ds.GetString(DicomTags.PatientID));
     }
