@@ -5,7 +5,10 @@ namespace Aegis.Server;
 
 public static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => Invoke(args, null);
+
+    /// <summary><see cref="Main"/> with replaceable output and error writers, for in-process tests that run in parallel.</summary>
+    internal static int Invoke(string[] args, InvocationConfiguration? configuration)
     {
         var root = new RootCommand("Aegis: a secure-by-default medical image archive (PACS)");
         root.Subcommands.Add(DumpCommand.Create());
@@ -18,6 +21,7 @@ public static class Program
         root.Subcommands.Add(ImportCommand.Create());
         root.Subcommands.Add(KeysCommand.Create());
         root.Subcommands.Add(CheckCommand.Create());
-        return root.Parse(args).Invoke();
+        root.Subcommands.Add(ExportCommand.Create());
+        return root.Parse(args).Invoke(configuration);
     }
 }

@@ -178,13 +178,31 @@ public sealed class AuditEvent
     }
 
     /// <summary>A.5.3.6 Export: data written to media or another system outside DICOM transfer.</summary>
-    public static AuditEvent Export(AuditActor who, string destinationMedia, string? patientId, IReadOnlyCollection<string> studyUids, AuditOutcome outcome) =>
+    public static AuditEvent Export(AuditActor who, string destinationMedia, string? patientId, IReadOnlyCollection<string> studyUids, AuditOutcome outcome,
+        string? description = null) =>
         new()
         {
-            Kind = nameof(Export), EventId = AuditCodes.Export, ActionCode = 'R', Outcome = outcome, Who = who,
+            Kind = nameof(Export), EventId = AuditCodes.Export, ActionCode = 'R', Outcome = outcome, OutcomeDescription = description, Who = who,
             Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.SourceRole), (new AuditActor(destinationMedia), false, AuditCodes.DestinationMedia)],
             Objects = StudyAndPatient(patientId, studyUids, null), PatientIds = Opt(patientId), StudyUids = [.. studyUids],
         };
+
+    /// <summary>
+    /// Re-identification of a pseudonym of a de-identified export (the original patient or UID was read from the
+    /// archive's mapping): A.5.3.10 Patient Record, action R, with the patient when one was found and the pseudonym
+    /// looked up as a URI object ("aegis:deid:PROJECT:PSEUDONYM").
+    /// </summary>
+    public static AuditEvent Reidentification(AuditActor who, string project, string pseudonym, string? patientId, AuditOutcome outcome, string? description = null)
+    {
+        var objects = new List<AuditObject> { new("aegis:deid:" + project + ":" + pseudonym, 2, 13, AuditCodes.Uri, Description: "pseudonym") };
+        if (!string.IsNullOrEmpty(patientId)) objects.Add(new AuditObject(patientId, 1, 1, AuditCodes.PatientNumber));
+        return new()
+        {
+            Kind = nameof(Reidentification), EventId = AuditCodes.PatientRecord, ActionCode = 'R', Outcome = outcome, OutcomeDescription = description,
+            Who = who, Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            Objects = [.. objects], PatientIds = Opt(patientId),
+        };
+    }
 
     /// <summary>A.5.3.7 Import from media.</summary>
     public static AuditEvent Import(AuditActor who, string sourceMedia, string? patientId, IReadOnlyCollection<string> studyUids, AuditOutcome outcome) =>

@@ -29,6 +29,13 @@ public sealed partial class Deidentifier
         PixelRules = pixelRules;
     }
 
+    /// <summary>
+    /// The dummy date written for action D on DA/DT. 1911-11-11 rather than 1900-01-01: "19000101" contains "0010",
+    /// "0001" and "9000", which are real (short) patient IDs, and a byte search of an export for the patient IDs of
+    /// an archive - the usual leak check - must not find them in our own dummies.
+    /// </summary>
+    public const string DummyDate = "19111111";
+
     public DeidentificationOptions Options { get; }
     public IPseudonymProvider Pseudonyms { get; }
     public PixelCleaningRules? PixelRules { get; }
@@ -361,8 +368,8 @@ public sealed partial class Deidentifier
             {
                 _ when vr == DicomVR.AE => "ANONYMOUS",
                 _ when vr == DicomVR.AS => "000Y",
-                _ when vr == DicomVR.DA => "19000101",
-                _ when vr == DicomVR.DT => "19000101000000",
+                _ when vr == DicomVR.DA => DummyDate,
+                _ when vr == DicomVR.DT => DummyDate + "000000",
                 _ when vr == DicomVR.TM => "000000",
                 _ when vr == DicomVR.DS || vr == DicomVR.IS => "0",
                 _ when vr == DicomVR.UR => "urn:oid:2.25",

@@ -11,7 +11,7 @@ namespace Aegis.Archive.Tests.Deidentification;
 /// </summary>
 public class SampleCorpusTests
 {
-    private static readonly string[] OwnDummies = ["ANONYMIZED", "ANONYMOUS", "19000101"];
+    private static readonly string[] OwnDummies = ["ANONYMIZED", "ANONYMOUS", Deidentifier.DummyDate];
 
     private static void CollectOriginals(DicomDataset ds, List<(string What, byte[] Bytes)> into)
     {
