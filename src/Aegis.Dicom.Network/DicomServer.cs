@@ -151,7 +151,8 @@ public sealed class DicomServer : IAsyncDisposable
         _stop.Cancel();
         _listener?.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
-        await Task.WhenAll(_connections.Keys).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        // Each association drains (operations in progress finish within ShutdownGrace), then aborts.
+        await Task.WhenAll(_connections.Keys).WaitAsync(_options.Network.ShutdownGrace + TimeSpan.FromSeconds(5)).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
