@@ -28,6 +28,8 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
     };
 
     private static readonly string[] QueryTransferSyntaxes = [TransferSyntax.ExplicitVRLittleEndian.Uid, TransferSyntax.ImplicitVRLittleEndian.Uid];
+    private static readonly string[] StorageTransferSyntaxes = [TransferSyntax.ExplicitVRLittleEndian.Uid, TransferSyntax.ImplicitVRLittleEndian.Uid];
+    private const string ExplicitVRBigEndian = "1.2.840.10008.1.2.2";
 
     public async ValueTask<AssociationDecision> DecideAsync(AssociationRequest request, CancellationToken ct)
     {
@@ -68,10 +70,14 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
             return Pick(pc, allowed.HasFlag(DimseServices.Store), QueryTransferSyntaxes, anyProposed: false);
         if (DicomUidRegistry.IsStorageSopClass(abs) || IsPrivateStorageClass(abs))
         {
-            // Storage contexts: the modality's own encoding is kept (no transcoding on the way in).
+            // Storage contexts: the modality's own encoding is kept (no transcoding on the way in). Senders such as
+            // DCMTK's storescu propose the file's own syntax in a context of its own and send each file in the
+            // context whose accepted syntax equals the file's, converting only when none does: so implicit VR is
+            // accepted where explicit VR LE is not proposed (converting it would re-guess private VRs), and the
+            // retired explicit VR big endian only when nothing else is offered.
             // C-GET needs them too, with the requestor in the SCP role.
             bool ok = allowed.HasFlag(DimseServices.Store) || allowed.HasFlag(DimseServices.Get);
-            return Pick(pc, ok, [TransferSyntax.ExplicitVRLittleEndian.Uid], anyProposed: true);
+            return Pick(pc, ok, StorageTransferSyntaxes, anyProposed: true);
         }
         return PresentationContextDecision.Reject(pc.Id, PresentationContextResult.AbstractSyntaxNotSupported);
     }
@@ -86,10 +92,10 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
             if (pc.TransferSyntaxes.Contains(ts)) return PresentationContextDecision.Accept(pc.Id, ts);
         if (anyProposed)
         {
-            foreach (var ts in pc.TransferSyntaxes)
+            foreach (var ts in pc.TransferSyntaxes.Where(t => t != ExplicitVRBigEndian).Append(ExplicitVRBigEndian))
             {
                 // Accept a proposed syntax we can store as is: every known one, and unknown ones per PS3.5 A.4.
-                if (DicomUid.IsValid(ts) && (TransferSyntax.TryGetKnown(ts, out _) || !ts.StartsWith("1.2.840.10008.1.2", StringComparison.Ordinal)))
+                if (pc.TransferSyntaxes.Contains(ts) && DicomUid.IsValid(ts) && (TransferSyntax.TryGetKnown(ts, out _) || !ts.StartsWith("1.2.840.10008.1.2", StringComparison.Ordinal)))
                     return PresentationContextDecision.Accept(pc.Id, ts);
             }
         }
