@@ -28,7 +28,6 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
     };
 
     private static readonly string[] QueryTransferSyntaxes = [TransferSyntax.ExplicitVRLittleEndian.Uid, TransferSyntax.ImplicitVRLittleEndian.Uid];
-    private static readonly string[] StorageTransferSyntaxes = [TransferSyntax.ExplicitVRLittleEndian.Uid, TransferSyntax.ImplicitVRLittleEndian.Uid];
     private const string ExplicitVRBigEndian = "1.2.840.10008.1.2.2";
 
     public async ValueTask<AssociationDecision> DecideAsync(AssociationRequest request, CancellationToken ct)
@@ -70,14 +69,14 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
             return Pick(pc, allowed.HasFlag(DimseServices.Store), QueryTransferSyntaxes, anyProposed: false);
         if (DicomUidRegistry.IsStorageSopClass(abs) || IsPrivateStorageClass(abs))
         {
-            // Storage contexts: the modality's own encoding is kept (no transcoding on the way in). Senders such as
-            // DCMTK's storescu propose the file's own syntax in a context of its own and send each file in the
-            // context whose accepted syntax equals the file's, converting only when none does: so implicit VR is
-            // accepted where explicit VR LE is not proposed (converting it would re-guess private VRs), and the
-            // retired explicit VR big endian only when nothing else is offered.
-            // C-GET needs them too, with the requestor in the SCP role.
+            // Storage contexts: the sender's own encoding is kept (no transcoding on the way in), so the proposer's
+            // order of preference is followed. Senders such as DCMTK's storescu propose the file's own syntax in a
+            // context of its own and send each file in the context whose accepted syntax equals the file's,
+            // converting only when none does: so the retired explicit VR big endian is taken only when nothing else
+            // is offered (else implicit VR files get converted and their private VRs re-guessed). A C-GET requestor
+            // (in the SCP role) lists the syntax it wants the stored, possibly compressed, instances in first.
             bool ok = allowed.HasFlag(DimseServices.Store) || allowed.HasFlag(DimseServices.Get);
-            return Pick(pc, ok, StorageTransferSyntaxes, anyProposed: true);
+            return Pick(pc, ok, [], anyProposed: true);
         }
         return PresentationContextDecision.Reject(pc.Id, PresentationContextResult.AbstractSyntaxNotSupported);
     }
