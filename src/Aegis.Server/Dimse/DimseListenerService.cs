@@ -40,6 +40,8 @@ internal sealed class DimseListenerService(
                 ServerCertificate = certificate,
                 ClientCertificateMode = options.Dicom.RequireClientCertificate ? ClientCertificateMode.Required : ClientCertificateMode.Optional,
                 TrustedClientRoots = archive.TrustedRoots,
+                // AEs registered with --tls-cert-sha256 pin self-signed certificates; the policy checks the fingerprint.
+                AcceptPinnedClientCertificates = true,
             };
             Start(new DicomServerOptions { Address = address, Port = options.Dicom.TlsPort, Tls = tls, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, Network = network }, policy, "DICOM TLS");
         }
