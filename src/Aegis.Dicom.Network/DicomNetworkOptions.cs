@@ -39,6 +39,12 @@ public sealed record DicomNetworkOptions
     /// <summary>An established association with no PDU for this long is aborted.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Graceful stop of an acceptor: how long operations already in progress (a C-STORE whose data set is still
+    /// arriving, a retrieve) may take to finish and be answered before the association is aborted.
+    /// </summary>
+    public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The clock for ARTIM (tests pass a fake).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -108,6 +108,9 @@ public sealed class DicomServer : IAsyncDisposable
             socket.NoDelay = true;
             // Far over the limit: do not even speak DICOM, just close (a flood must not cost a handshake each).
             if (active > _options.MaxAssociations * 2) { outcome = "over connection limit"; return; }
+            // The same for one address far over its own limit: an idle flood from one peer must not fill the overall
+            // limit and lock registered AEs at other addresses out.
+            if (perAddress > _options.MaxAssociationsPerAddress * 2) { outcome = "over the per-address connection limit"; return; }
             var net = _options.Network;
             Stream stream = new NetworkStream(socket, ownsSocket: true);
             X509Certificate2? clientCert = null;
@@ -156,7 +159,8 @@ public sealed class DicomServer : IAsyncDisposable
         _stop.Cancel();
         _listener?.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
-        await Task.WhenAll(_connections.Keys).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        // Each association drains (operations in progress finish within ShutdownGrace), then aborts.
+        await Task.WhenAll(_connections.Keys).WaitAsync(_options.Network.ShutdownGrace + TimeSpan.FromSeconds(5)).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()

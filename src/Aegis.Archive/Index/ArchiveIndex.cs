@@ -627,10 +627,12 @@ public sealed class ArchiveIndex
             {
                 var v = Text(header, tag);
                 if (v is null) throw new IndexException($"the data set has no {name} {new DicomTag(tag)}; it cannot be indexed");
-                // Lenient on purpose: real archives hold UIDs with leading zeros in a component; only what would break
-                // matching (non-digits, over 64 characters) is refused.
-                if (v.Length > 64 || !v.All(ch => char.IsAsciiDigit(ch) || ch == '.'))
-                    throw new IndexException($"{name} {new DicomTag(tag)} '{v}' is not a UID (digits and dots, at most 64 characters)");
+                // Lenient on purpose: real archives hold malformed UIDs (leading zeros, hex digests from anonymisers) and
+                // a modality must not lose an image over it. Only what would break storage or matching is refused: more
+                // than 64 characters (PS3.5 9.1), a backslash (the value separator of UID-list matching), control
+                // characters or spaces. File names never derive from UIDs, so no character can reach a path.
+                if (v.Length > 64 || !v.All(ch => ch is > ' ' and < '\x7f' && ch != '\\'))
+                    throw new IndexException($"{name} {new DicomTag(tag)} '{v}' is not a UID (at most 64 visible ASCII characters, no backslash)");
                 return v;
             }
             string study = Uid(DicomTags.StudyInstanceUID, "Study Instance UID");

@@ -98,8 +98,8 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
                 if (header is null)
                     return await Refuse(blob, expectedSopClass, expectedSopInstance, $"the data set cannot be read: {parseError}").ConfigureAwait(false);
 
-                string sopClass = header.GetString(0x0008_0016) ?? "";
-                string sopInstance = header.GetString(0x0008_0018) ?? "";
+                string sopClass = ArchiveIndex.Text(header, 0x0008_0016) ?? "";
+                string sopInstance = ArchiveIndex.Text(header, 0x0008_0018) ?? "";
                 if (expectedSopInstance.Length > 0 && sopInstance != expectedSopInstance)
                     return await Refuse(blob, expectedSopClass, expectedSopInstance, $"the data set's SOP Instance UID ({sopInstance}) differs from the request's ({expectedSopInstance})").ConfigureAwait(false);
                 if (expectedSopClass.Length > 0 && sopClass != expectedSopClass)
@@ -121,8 +121,8 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
                     await store.DeleteAsync(blob.BlobId, CancellationToken.None).ConfigureAwait(false);
                     throw;
                 }
-                string? study = header.GetString(0x0020_000D);
-                string? patient = header.GetString(0x0010_0020);
+                string? study = ArchiveIndex.Text(header, 0x0020_000D);
+                string? patient = ArchiveIndex.Text(header, 0x0010_0020);
                 switch (result.Outcome)
                 {
                     case IndexOutcome.AlreadyStored:
@@ -156,12 +156,28 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
 
     private static readonly DicomReaderOptions HeaderOptions = new() { StopBefore = 0x7FE0_0010, Lenient = false };
 
+    /// <summary>
+    /// PS3.5 6.2.2: a standard attribute may arrive with VR UN (e.g. relayed through an implicit VR hop); it is then read
+    /// with its dictionary VR so that the UIDs and matching keys are found. Only the header copy used for indexing is
+    /// changed; the stored bytes stay as received.
+    /// </summary>
+    private static DicomDataset ResolveUnknownVRs(DicomDataset header)
+    {
+        foreach (var item in header.ToList())
+        {
+            if (item is not DicomElement { } e || e.VR != DicomVR.UN || e.Tag.IsPrivate || e.Tag.Element == 0 || e.IsDeferred) continue;
+            if (DicomDictionary.Lookup(e.Tag) is not { } entry || entry.DefaultVR == DicomVR.SQ || entry.DefaultVR == DicomVR.UN || entry.HasMultipleVRs) continue;
+            header.AddOrUpdate(new DicomElement(e.Tag, entry.DefaultVR, e.Data));
+        }
+        return header;
+    }
+
     private static DicomDataset? ParseHeader(byte[] capture, int length, bool overflow, TransferSyntax syntax, out string? error)
     {
         error = null;
         try
         {
-            return DicomReader.ReadDataset(new MemoryStream(capture, 0, length, writable: false), syntax, HeaderOptions);
+            return ResolveUnknownVRs(DicomReader.ReadDataset(new MemoryStream(capture, 0, length, writable: false), syntax, HeaderOptions));
         }
         catch (DicomFormatException ex)
         {
@@ -170,7 +186,7 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
             try
             {
                 // Real-world defects: read what can be read.
-                return DicomReader.ReadDataset(new MemoryStream(capture, 0, length, writable: false), syntax, HeaderOptions with { Lenient = true });
+                return ResolveUnknownVRs(DicomReader.ReadDataset(new MemoryStream(capture, 0, length, writable: false), syntax, HeaderOptions with { Lenient = true }));
             }
             catch (DicomFormatException) { return null; }
         }
@@ -182,7 +198,7 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
         try
         {
             var file = DicomReader.ReadFile(s, HeaderOptions with { Lenient = true });
-            return file.Dataset;
+            return ResolveUnknownVRs(file.Dataset);
         }
         catch (DicomFormatException) { return null; }
     }

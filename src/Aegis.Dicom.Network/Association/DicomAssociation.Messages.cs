@@ -259,6 +259,12 @@ public sealed partial class DicomAssociation
             if (_incoming.TryGetValue(command.MessageIdBeingRespondedTo, out var cts)) cts.Cancel();
             return;
         }
+        if (_draining)
+        {
+            // Stopping: a new operation would be cut short; refuse it by ending the association unanswered.
+            await AbortAsync().ConfigureAwait(false);
+            return;
+        }
         // Bound the operations the peer may have outstanding (PS3.7 D.3.3.3): stop reading until one finishes.
         await _operationsPerformed.WaitAsync(_lifetime.Token).ConfigureAwait(false);
         var opCts = CancellationTokenSource.CreateLinkedTokenSource(_lifetime.Token);

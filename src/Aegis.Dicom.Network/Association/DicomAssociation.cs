@@ -164,7 +164,8 @@ public sealed partial class DicomAssociation : IAsyncDisposable
         var a = new DicomAssociation(stream, isRequestor: false, options, remote, isTls, clientCertificate) { _handler = handler };
         await using (a.ConfigureAwait(false))
         {
-            using var reg = ct.Register(() => _ = a.AbortAsync());
+            // Server stopping: let the operations in progress finish and be answered, refuse new ones, then abort.
+            using var reg = ct.Register(() => _ = a.DrainAsync());
             await a._machine.HandleAsync(AssociationEvent.Evt5, null, ct).ConfigureAwait(false);
             a._readerLoop = a.RunReaderAsync();
             var ind = a._associateIndication.Task;
@@ -281,6 +282,31 @@ public sealed partial class DicomAssociation : IAsyncDisposable
         catch (InvalidOperationException) { }
         // The peer closes on A-ABORT (AA-3); we do not wait for ARTIM to close our end.
         _transport.Abort();
+    }
+
+    private volatile bool _draining;
+
+    /// <summary>
+    /// Graceful stop (acceptor side): no new operation is started (a request arriving now aborts the association),
+    /// the operations in progress get up to <see cref="DicomNetworkOptions.ShutdownGrace"/> to finish and send their
+    /// responses, then the association is aborted. A C-STORE is thus either answered after it is stored, or never answered.
+    /// </summary>
+    internal async Task DrainAsync()
+    {
+        _draining = true;
+        var deadline = _options.TimeProvider.GetTimestamp();
+        try
+        {
+            while (!_handlerTasks.IsEmpty)
+            {
+                var left = _options.ShutdownGrace - _options.TimeProvider.GetElapsedTime(deadline);
+                if (left <= TimeSpan.Zero) break;
+                await Task.WhenAll(_handlerTasks.Keys).WaitAsync(left).ConfigureAwait(false);
+            }
+        }
+        catch (TimeoutException) { }
+        catch (Exception) { /* a handler failed: it answered (or not) by itself; the association ends either way */ }
+        await AbortAsync().ConfigureAwait(false);
     }
 
     // ------------------------------------------------------------------ IUpperLayerPort

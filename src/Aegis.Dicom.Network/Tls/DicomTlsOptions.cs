@@ -19,6 +19,11 @@ public sealed record DicomTlsServerOptions
     /// <summary>Roots that client certificates must chain to; null = the system store.</summary>
     public X509Certificate2Collection? TrustedClientRoots { get; init; }
     public X509RevocationMode RevocationMode { get; init; } = X509RevocationMode.NoCheck;
+    /// <summary>
+    /// Accept client certificates that chain to no trusted root (self-signed, as modalities often have) at the TLS
+    /// layer, for a policy that pins them by fingerprint (PS3.15 B.1 leaves the trust model to the site).
+    /// </summary>
+    public bool AcceptPinnedClientCertificates { get; init; }
 
     internal SslServerAuthenticationOptions ToSslOptions() => new()
     {
@@ -31,7 +36,10 @@ public sealed record DicomTlsServerOptions
         RemoteCertificateValidationCallback = (_, cert, _, errors) =>
         {
             if (cert is null) return ClientCertificateMode != ClientCertificateMode.Required;
-            return DicomTls.Validate(cert, TrustedClientRoots, RevocationMode, errors, checkName: false);
+            if (DicomTls.Validate(cert, TrustedClientRoots, RevocationMode, errors, checkName: false)) return true;
+            // Pinned: the association policy compares the certificate's fingerprint with the registered AE's. The
+            // handshake has proved possession of its key; a certificate that matches no AE grants nothing.
+            return AcceptPinnedClientCertificates && (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) == SslPolicyErrors.None;
         },
     };
 }

@@ -28,6 +28,7 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
     };
 
     private static readonly string[] QueryTransferSyntaxes = [TransferSyntax.ExplicitVRLittleEndian.Uid, TransferSyntax.ImplicitVRLittleEndian.Uid];
+    private const string ExplicitVRBigEndian = "1.2.840.10008.1.2.2";
 
     public async ValueTask<AssociationDecision> DecideAsync(AssociationRequest request, CancellationToken ct)
     {
@@ -68,10 +69,14 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
             return Pick(pc, allowed.HasFlag(DimseServices.Store), QueryTransferSyntaxes, anyProposed: false);
         if (DicomUidRegistry.IsStorageSopClass(abs) || IsPrivateStorageClass(abs))
         {
-            // Storage contexts: the modality's own encoding is kept (no transcoding on the way in).
-            // C-GET needs them too, with the requestor in the SCP role.
+            // Storage contexts: the sender's own encoding is kept (no transcoding on the way in), so the proposer's
+            // order of preference is followed. Senders such as DCMTK's storescu propose the file's own syntax in a
+            // context of its own and send each file in the context whose accepted syntax equals the file's,
+            // converting only when none does: so the retired explicit VR big endian is taken only when nothing else
+            // is offered (else implicit VR files get converted and their private VRs re-guessed). A C-GET requestor
+            // (in the SCP role) lists the syntax it wants the stored, possibly compressed, instances in first.
             bool ok = allowed.HasFlag(DimseServices.Store) || allowed.HasFlag(DimseServices.Get);
-            return Pick(pc, ok, [TransferSyntax.ExplicitVRLittleEndian.Uid], anyProposed: true);
+            return Pick(pc, ok, [], anyProposed: true);
         }
         return PresentationContextDecision.Reject(pc.Id, PresentationContextResult.AbstractSyntaxNotSupported);
     }
@@ -86,10 +91,10 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
             if (pc.TransferSyntaxes.Contains(ts)) return PresentationContextDecision.Accept(pc.Id, ts);
         if (anyProposed)
         {
-            foreach (var ts in pc.TransferSyntaxes)
+            foreach (var ts in pc.TransferSyntaxes.Where(t => t != ExplicitVRBigEndian).Append(ExplicitVRBigEndian))
             {
                 // Accept a proposed syntax we can store as is: every known one, and unknown ones per PS3.5 A.4.
-                if (DicomUid.IsValid(ts) && (TransferSyntax.TryGetKnown(ts, out _) || !ts.StartsWith("1.2.840.10008.1.2", StringComparison.Ordinal)))
+                if (pc.TransferSyntaxes.Contains(ts) && DicomUid.IsValid(ts) && (TransferSyntax.TryGetKnown(ts, out _) || !ts.StartsWith("1.2.840.10008.1.2", StringComparison.Ordinal)))
                     return PresentationContextDecision.Accept(pc.Id, ts);
             }
         }

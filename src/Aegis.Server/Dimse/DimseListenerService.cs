@@ -29,6 +29,7 @@ internal sealed class DimseListenerService(
             ArtimTimeout = TimeSpan.FromSeconds(options.Dicom.AssociationTimeoutSeconds),
             DimseTimeout = TimeSpan.FromSeconds(options.Dicom.DimseTimeoutSeconds),
             IdleTimeout = TimeSpan.FromSeconds(options.Dicom.IdleTimeoutSeconds),
+            ShutdownGrace = ShutdownGrace,
         };
         if (options.Dicom.Port > 0)
             Start(new DicomServerOptions { Address = address, Port = options.Dicom.Port, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, Network = network }, policy, "DICOM");
@@ -39,6 +40,8 @@ internal sealed class DimseListenerService(
                 ServerCertificate = certificate,
                 ClientCertificateMode = options.Dicom.RequireClientCertificate ? ClientCertificateMode.Required : ClientCertificateMode.Optional,
                 TrustedClientRoots = archive.TrustedRoots,
+                // AEs registered with --tls-cert-sha256 pin self-signed certificates; the policy checks the fingerprint.
+                AcceptPinnedClientCertificates = true,
             };
             Start(new DicomServerOptions { Address = address, Port = options.Dicom.TlsPort, Tls = tls, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, Network = network }, policy, "DICOM TLS");
         }
@@ -55,11 +58,14 @@ internal sealed class DimseListenerService(
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        // Stop accepting; in-flight stores finish (or fail unacknowledged) before the process exits.
-        foreach (var s in _servers)
+        // Both listeners stop accepting at once; each association then finishes the operation in progress (a C-STORE is
+        // answered only once durably stored, or not at all) within the grace period, and is aborted.
+        await Task.WhenAll(_servers.Select(async s =>
         {
             try { await s.StopAsync().ConfigureAwait(false); }
-            catch (TimeoutException) { log.LogWarning("associations still open after 10 s at shutdown"); }
-        }
+            catch (TimeoutException) { log.LogWarning("associations still open {Grace} after shutdown began", ShutdownGrace + TimeSpan.FromSeconds(5)); }
+        })).ConfigureAwait(false);
     }
+
+    private static readonly TimeSpan ShutdownGrace = TimeSpan.FromSeconds(10);
 }
