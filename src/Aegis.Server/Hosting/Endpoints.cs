@@ -8,6 +8,7 @@ internal static class Endpoints
     public static void MapAegisEndpoints(this WebApplication app, ArchiveServices archive)
     {
         _ = archive;
-        _ = app;
+        // OpenID Connect provider and login page, admin API and /openapi, the OHIF viewer.
+        app.MapAegisIdentity();
     }
 }
