@@ -26,7 +26,7 @@ public static class AegisWeb
         services.AddSingleton<OidcClients>();
         services.AddSingleton<TokenService>(sp => new TokenService(sp.GetRequiredService<SigningKey>(), options.Oidc));
         services.AddSingleton<AegisJwtValidator>(sp => new AegisJwtValidator(sp.GetRequiredService<SigningKey>(), options,
-            sp.GetRequiredService<OidcClients>(), sp.GetRequiredService<AccountStore>()));
+            sp.GetRequiredService<OidcClients>(), sp.GetRequiredService<AccountStore>(), issuedBy: sp.GetRequiredService<TokenService>()));
         services.AddSingleton<IJwtValidator>(sp => sp.GetRequiredService<AegisJwtValidator>());
         services.AddSingleton<LoginService>();
 

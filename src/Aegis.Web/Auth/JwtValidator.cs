@@ -35,17 +35,17 @@ public sealed class AegisJwtValidator : IJwtValidator
     private readonly AccountStore _accounts;
     private readonly IReadOnlyList<ExternalIssuer> _external;
     private readonly JsonWebTokenHandler _handler = new();
-    private readonly TimeProvider _time;
+    private readonly TokenService? _issuedBy;
 
     public AegisJwtValidator(SigningKey key, AegisWebOptions options, OidcClients clients, AccountStore accounts,
-        IReadOnlyList<ExternalIssuer>? external = null, TimeProvider? time = null)
+        IReadOnlyList<ExternalIssuer>? external = null, TokenService? issuedBy = null)
     {
+        _issuedBy = issuedBy;
         _key = key;
         _options = options;
         _clients = clients;
         _accounts = accounts;
         _external = external ?? options.Oidc.ExternalIssuers.Select(o => new ExternalIssuer(o)).ToList();
-        _time = time ?? TimeProvider.System;
     }
 
     /// <summary>IJwtValidator for DIMSE: our issuer (configured, else any https issuer signed by our key) or an external one.</summary>
@@ -86,10 +86,11 @@ public sealed class AegisJwtValidator : IJwtValidator
         else
         {
             // DIMSE without a configured issuer: the signature by our own key is the proof; the issuer must still
-            // be one we could have issued under (https, our HTTPS port).
+            // be one we could have issued under (https on our HTTPS port, or one this process has issued under).
             p.ValidateIssuer = false;
-            if (!Uri.TryCreate(iss, UriKind.Absolute, out var u) || u.Scheme != Uri.UriSchemeHttps || u.Port != _options.HttpPort)
-                return TokenValidation.Fail("issuer is not this server");
+            bool ours = _issuedBy?.HasIssuedUnder(iss) == true ||
+                        (Uri.TryCreate(iss, UriKind.Absolute, out var u) && u.Scheme == Uri.UriSchemeHttps && u.Port == _options.HttpPort);
+            if (!ours) return TokenValidation.Fail("issuer is not this server");
         }
         var result = await _handler.ValidateTokenAsync(token, p).ConfigureAwait(false);
         if (!result.IsValid) return TokenValidation.Fail(Describe(result.Exception));

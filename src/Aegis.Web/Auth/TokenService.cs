@@ -35,6 +35,7 @@ public sealed class TokenService
     private readonly JsonWebTokenHandler _handler = new() { SetDefaultTimesOnTokenCreation = false };
     private readonly ConcurrentDictionary<string, AuthorizationCode> _codes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, RefreshGrant> _refresh = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _issuers = new(StringComparer.Ordinal);
 
     public TokenService(SigningKey key, OidcOptions options, TimeProvider? time = null)
     {
@@ -54,8 +55,12 @@ public sealed class TokenService
 
     public static string OriginOf(HttpContext context) => $"{context.Request.Scheme}://{context.Request.Host}";
 
+    /// <summary>Issuers this process has signed access tokens under (bounded), for DIMSE validation without a configured issuer.</summary>
+    public bool HasIssuedUnder(string issuer) => _issuers.ContainsKey(issuer);
+
     public string CreateAccessToken(string issuer, TokenSubject subject, string clientId, string scope)
     {
+        if (_issuers.Count < 64) _issuers.TryAdd(issuer, 0);
         var now = _time.GetUtcNow();
         var claims = new Dictionary<string, object>
         {
