@@ -35,7 +35,6 @@ public static class ViewerEndpoints
         var options = app.ServiceProvider.GetRequiredService<AegisWebOptions>();
         var root = string.IsNullOrEmpty(options.ViewerDirectory) ? null : Path.GetFullPath(options.ViewerDirectory);
 
-        app.MapGet(Prefix, () => Results.Redirect(Prefix + "/")).RequireAuthorization(AegisPolicies.Session);
         app.MapGet(Prefix + "/app-config.js", (HttpContext ctx, TokenService tokens) =>
         {
             SetHeaders(ctx.Response, cache: false);
