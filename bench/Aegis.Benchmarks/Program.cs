@@ -20,6 +20,13 @@ if (args.Length > 0 && args[0] == "--quick")
     return;
 }
 
+if (args.Length > 0 && args[0] == "--net")
+{
+    await Aegis.Benchmarks.NetworkThroughput.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 512);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(StorageBenchmarks).Assembly).Run(args);
 
 internal static class Quick

@@ -56,6 +56,11 @@ public sealed class DicomServer : IAsyncDisposable
 
     /// <summary>Raised when an association is established (after the A-ASSOCIATE-AC is sent).</summary>
     public event Action<DicomAssociation>? AssociationEstablished;
+    /// <summary>
+    /// Raised when an association attempt is over, accepted or not: <see cref="DicomAssociation.EndReason"/> (Released, Rejected,
+    /// AbortedByPeer, ProviderAbort, Timeout...), <see cref="DicomAssociation.Request"/> and <see cref="DicomAssociation.LastError"/> say what happened.
+    /// </summary>
+    public event Action<DicomAssociation>? AssociationEnded;
     /// <summary>Raised when a connection ends, with the association (if any got that far) and the reason text.</summary>
     public event Action<IPEndPoint, string>? ConnectionClosed;
 
@@ -129,7 +134,7 @@ public sealed class DicomServer : IAsyncDisposable
                 (a, rq, c) => overLimit
                     ? ValueTask.FromResult(AssociationDecision.Reject(AssociateRejectResult.RejectedTransient, AssociateRejectSource.ServiceProviderPresentation, AssociateRejectReason.PresentationLocalLimitExceeded))
                     : _policy.DecideAsync(new AssociationRequest(rq.CallingAE, rq.CalledAE, remote, a.IsTls, clientCert, rq.UserInformation.UserIdentity, rq.PresentationContexts, rq), c),
-                _handler, a => AssociationEstablished?.Invoke(a), ct).ConfigureAwait(false);
+                _handler, a => AssociationEstablished?.Invoke(a), a => AssociationEnded?.Invoke(a), ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or PduException)
         {

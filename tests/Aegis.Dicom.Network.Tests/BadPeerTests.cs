@@ -309,4 +309,45 @@ public sealed class BadPeerTests
         Assert.Equal(AssociationState.Sta1, client.Association.State);
         await acceptor;
     }
+
+    private sealed class SlowFindHandler : IDicomServiceHandler
+    {
+        public async IAsyncEnumerable<CFindResult> OnCFindAsync(DicomAssociation association, CFindRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+        {
+            await Task.Delay(1500, ct);
+            yield return CFindResult.Pending(new DicomDataset());
+        }
+    }
+
+    [Fact]
+    public async Task A_long_running_operation_is_not_mistaken_for_an_idle_peer_but_a_silent_peer_afterwards_is_cut_off()
+    {
+        var (server, port) = Start(new SlowFindHandler(), new DicomNetworkOptions { IdleTimeout = TimeSpan.FromMilliseconds(300) });
+        await using var _ = server;
+        await using var client = await DicomClient.ConnectAsync("127.0.0.1", port, new DicomClientOptions
+        {
+            PresentationContexts = [new PresentationContextProposal("1.2.840.10008.5.1.4.1.2.2.1", PresentationContextProposal.Uncompressed)],
+        });
+        int results = 0;
+        await foreach (var r in client.FindAsync("1.2.840.10008.5.1.4.1.2.2.1", new DicomDataset())) results++;
+        Assert.Equal(1, results);
+        // Now the client stays silent: the server's idle timeout aborts the association.
+        await client.Association.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotEqual(AssociationEndReason.Released, client.Association.EndReason);
+    }
+
+    [Fact]
+    public async Task C_STORE_of_a_SOP_class_other_than_the_context_abstract_syntax_is_refused_with_0122()
+    {
+        var (server, port) = Start(new RecordingHandler());
+        await using var _ = server;
+        await using var peer = await ScriptedPeer.ConnectAsync(port);
+        await peer.SendAsync(ScriptedPeer.EchoRequest() with { PresentationContexts = [new PresentationContext(1, "1.2.840.10008.5.1.4.1.1.7", ["1.2.840.10008.1.2.1"])] });
+        Assert.IsType<AAssociateAC>(await peer.ReceiveAsync());
+        var cmd = new DimseCommand(CommandField.CStoreRQ, 1, hasDataSet: true) { AffectedSopClassUid = "1.2.840.10008.5.1.4.1.1.2", AffectedSopInstanceUid = "1.2.3" };
+        await peer.SendAsync(new PDataTF([new Pdv(1, true, true, cmd.Encode()), new Pdv(1, false, true, new byte[100])]));
+        var rsp = Assert.IsType<PDataTF>(await peer.ReceiveAsync());
+        var c = DimseCommand.Decode(Assert.Single(rsp.Pdvs).Data.Span);
+        Assert.Equal((CommandField.CStoreRSP, (ushort?)0x0122), (c.Field, c.Status));
+    }
 }

@@ -73,8 +73,12 @@ public sealed class DimseRoundTripTests
         public ValueTask<AssociationDecision> DecideAsync(AssociationRequest request, CancellationToken ct)
         {
             if (request.UserIdentity is { Type: UserIdentityType.UsernameAndPasscode } id && id.PrimaryText == "alice" && id.SecondaryText == "secret")
-                return ValueTask.FromResult(AssociationDecision.AcceptMatching(request, _ => true, PresentationContextProposal.Uncompressed,
-                    principal: "alice@aegis", userIdentityServerResponse: "welcome"u8.ToArray()));
+            {
+                var matched = AssociationDecision.AcceptMatching(request, _ => true, PresentationContextProposal.Uncompressed);
+                // PS3.4 C.4.1.1.5: answer relational-query extended negotiation for the find SOP class.
+                return ValueTask.FromResult(AssociationDecision.Accept(matched.PresentationContexts, "alice@aegis", "welcome"u8.ToArray(),
+                    extendedNegotiations: [new SopClassExtendedNegotiation(StudyRootFind, [1])]));
+            }
             return ValueTask.FromResult(AssociationDecision.Reject(AssociateRejectResult.RejectedPermanent, AssociateRejectSource.ServiceUser, AssociateRejectReason.UserNoReasonGiven));
         }
     }
@@ -95,28 +99,43 @@ public sealed class DimseRoundTripTests
     private static PresentationContextProposal P(string sop, bool scp = false) => new(sop, PresentationContextProposal.Uncompressed, ScuRole: true, ScpRole: scp);
 
     [Fact]
-    public async Task Store_streams_file_bytes_unchanged_through_our_scu_and_scp()
+    public async Task Store_streams_every_sample_file_unchanged_through_our_scu_and_scp()
     {
         var handler = new RecordingHandler();
         await using var server = Start(handler, new AcceptAllPolicy());
-        var files = Shared.StorableSamples(10, 5_000_000);
-        await using var client = await DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port,
-            Options([.. PresentationContextProposal.ForFiles(files)]) with { Network = new DicomNetworkOptions { MaxPduLength = 8192 } });
-        foreach (var f in files) Assert.Equal(DimseStatus.Success, await client.StoreFileAsync(f));
-        await client.ReleaseAsync();
+        var files = Shared.StorableSamples(int.MaxValue, long.MaxValue, includeRetired: true);
+        Assert.True(files.Count > 150, $"{files.Count} sample files");
+        // One association per batch of files whose (SOP class, transfer syntax) pairs fit in 127 contexts (plus Verification).
+        var batches = new List<List<string>>();
         foreach (var f in files)
         {
-            await using var fs = File.OpenRead(f);
+            var current = batches.LastOrDefault();
+            if (current is null || PresentationContextProposal.ForFiles([.. current, f]).Count > 127) batches.Add(current = []);
+            current.Add(f);
+        }
+        foreach (var batch in batches)
+        {
+            await using var client = await DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port,
+                Options([.. PresentationContextProposal.ForFiles(batch)]) with { Network = new DicomNetworkOptions { MaxPduLength = 8192 } });
+            foreach (var f in batch) Assert.Equal(DimseStatus.Success, await client.StoreFileAsync(f));
+            await client.ReleaseAsync();
+        }
+        // Files are sent one after another, so the i-th stored data set is the i-th file (several samples share a SOP instance UID).
+        Assert.Equal(files.Count, handler.Stored.Count);
+        for (int i = 0; i < files.Count; i++)
+        {
+            await using var fs = File.OpenRead(files[i]);
             var h = Part10Header.Read(fs);
-            var stored = handler.Stored.Single(s => s.Request.AffectedSopInstanceUid == h.SopInstanceUid);
+            var stored = handler.Stored[i];
+            Assert.Equal(h.SopInstanceUid, stored.Request.AffectedSopInstanceUid);
             if (h.TransferSyntaxUid == TransferSyntax.ExplicitVRBigEndian.Uid)
             {
                 // The policy does not accept the retired big endian syntax when another is proposed: the client converted.
-                Assert.Equal(TransferSyntax.ExplicitVRLittleEndian.Uid, stored.Request.TransferSyntax.Uid);
+                Assert.Contains(stored.Request.TransferSyntax.Uid, PresentationContextProposal.Uncompressed);
                 continue;
             }
-            Assert.Equal(h.TransferSyntaxUid, stored.Request.TransferSyntax.Uid);
-            Assert.Equal(Shared.Sha256(fs), stored.Sha256);
+            Assert.True(h.TransferSyntaxUid == stored.Request.TransferSyntax.Uid, $"{files[i]}: {h.TransferSyntaxUid} stored as {stored.Request.TransferSyntax.Uid}");
+            Assert.True(Shared.Sha256(fs) == stored.Sha256, files[i]);
         }
     }
 
@@ -217,6 +236,9 @@ public sealed class DimseRoundTripTests
         await using (var client = await DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port, ok))
         {
             Assert.Equal("welcome"u8.ToArray(), client.Association.Accepted!.UserInformation.UserIdentityServerResponse);
+            var ext = Assert.Single(client.Association.Accepted.UserInformation.ExtendedNegotiations);
+            Assert.Equal(StudyRootFind, ext.SopClassUid);
+            Assert.Equal([1], ext.ServiceClassApplicationInformation);
             await foreach (var _ in client.FindAsync(StudyRootFind, new DicomDataset())) { }
             Assert.Equal("alice@aegis", await handler.PrincipalSeen.Task);
         }
@@ -229,13 +251,19 @@ public sealed class DimseRoundTripTests
     public async Task Called_AE_mismatch_is_rejected_with_called_AE_not_recognized()
     {
         var server = new DicomServer(new DicomServerOptions(), new AcceptAllPolicy(calledAE: "ARCHIVE"), EchoOnlyHandler.Instance);
+        var ended = new List<(AssociationEndReason, string?)>();
+        server.AssociationEnded += a => { lock (ended) ended.Add((a.EndReason, a.Request?.CalledAE)); };
         server.Start();
         await using var _ = server;
         var rj = await Assert.ThrowsAsync<AssociationRejectedException>(() => DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port, Options()));
         Assert.Equal((AssociateRejectResult.RejectedPermanent, AssociateRejectSource.ServiceUser, AssociateRejectReason.UserCalledAETitleNotRecognized),
             (rj.Reject.Result, rj.Reject.Source, rj.Reject.Reason));
-        await using var ok = await DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port, Options() with { CalledAE = "ARCHIVE" });
+        var ok = await DicomClient.ConnectAsync("127.0.0.1", server.LocalEndPoint.Port, Options() with { CalledAE = "ARCHIVE" });
         Assert.Equal(DimseStatus.Success, await ok.EchoAsync());
+        await ok.DisposeAsync(); // releases
+        await WaitUntil(() => { lock (ended) return ended.Count == 2; });
+        Assert.Contains((AssociationEndReason.Rejected, "AEGIS"), ended);
+        Assert.Contains((AssociationEndReason.Released, "ARCHIVE"), ended);
     }
 
     [Fact]

@@ -150,4 +150,31 @@ public sealed class PduCodecTests
     {
         Assert.Throws<PduException>(() => PduCodec.Decode(0x04, body));
     }
+
+    [Fact]
+    public void Mutated_PDUs_either_decode_or_fail_with_PduException_never_anything_else()
+    {
+        var rng = new Random(20260101);
+        var seeds = new List<byte[]>
+        {
+            AssociateRqFixture,
+            PduCodec.Encode(new AAssociateAC("A", "B", AAssociateRQ.DicomApplicationContext, [new PresentationContextResponse(1, 0, "1.2.840.10008.1.2")],
+                new UserInformation { MaxPduLength = 1, RoleSelections = [new RoleSelection("1.2", true, true)], UserIdentityServerResponse = [1] })),
+            PduCodec.Encode(new AAssociateRQ("A", "B", AAssociateRQ.DicomApplicationContext, [new PresentationContext(1, "1.2", ["1.2.3"])], new UserInformation
+            {
+                CommonExtendedNegotiations = [new SopClassCommonExtendedNegotiation("1.2", "1.3", ["1.4"])],
+                ExtendedNegotiations = [new SopClassExtendedNegotiation("1.2", [1])], UserIdentity = UserIdentity.ForUsernameAndPasscode("u", "p"),
+            })),
+            PduCodec.Encode(new PDataTF([new Pdv(1, true, false, new byte[10]), new Pdv(1, true, true, new byte[3])])),
+        };
+        for (int i = 0; i < 20000; i++)
+        {
+            var pdu = (byte[])seeds[i % seeds.Count].Clone();
+            int flips = 1 + rng.Next(4);
+            for (int f = 0; f < flips; f++) pdu[6 + rng.Next(pdu.Length - 6)] = (byte)rng.Next(256);
+            int cut = rng.Next(4) == 0 ? rng.Next(6, pdu.Length) : pdu.Length;
+            try { PduCodec.Decode(pdu[0], pdu.AsSpan(6, cut - 6)); }
+            catch (PduException) { }
+        }
+    }
 }

@@ -250,7 +250,6 @@ public sealed class StateMachineTests
         using var machine = new UpperLayerStateMachine(port, isRequestor: false, time, TimeSpan.FromSeconds(30));
         await machine.HandleAsync(AssociationEvent.Evt5);
         time.Advance(TimeSpan.FromSeconds(29));
-        await Task.Delay(50);
         Assert.Equal(AssociationState.Sta2, machine.State);
         time.Advance(TimeSpan.FromSeconds(2));
         await DimseRoundTripTests.WaitUntil(() => machine.State == AssociationState.Sta1);

@@ -39,7 +39,7 @@ internal static class Shared
     }
 
     /// <summary>Part 10 files of storage SOP classes, one per transfer syntax first, then the rest, under a size bound.</summary>
-    public static List<string> StorableSamples(int count, long maxSize)
+    public static List<string> StorableSamples(int count, long maxSize, bool includeRetired = false)
     {
         var all = new List<(string Path, string Ts)>();
         foreach (var path in SampleFiles((_, _, size) => size > 256 && size <= maxSize))
@@ -47,7 +47,7 @@ internal static class Shared
             try
             {
                 var h = Aegis.Dicom.Network.Dimse.Part10Header.Read(path);
-                if (Aegis.Dicom.DicomUidRegistry.IsStorageSopClass(h.SopClassUid) && Aegis.Dicom.DicomUidRegistry.Lookup(h.SopClassUid) is { IsRetired: false }) all.Add((path, h.TransferSyntaxUid));
+                if (Aegis.Dicom.DicomUidRegistry.IsStorageSopClass(h.SopClassUid) && (includeRetired || Aegis.Dicom.DicomUidRegistry.Lookup(h.SopClassUid) is { IsRetired: false })) all.Add((path, h.TransferSyntaxUid));
             }
             catch (Exception e) when (e is Aegis.Dicom.Network.Dimse.DimseException or EndOfStreamException or IOException) { }
         }
@@ -135,6 +135,7 @@ internal sealed class RecordingHandler : IDicomServiceHandler
     public readonly List<(CStoreRequest Request, string Sha256, long Length)> Stored = [];
     public bool KeepBytes { get; init; }
     public readonly Dictionary<string, byte[]> Bytes = [];
+    public readonly List<byte[]> BytesInOrder = [];
 
     public async ValueTask<DimseStatus> OnCStoreAsync(DicomAssociation association, CStoreRequest request, Stream dataSet, CancellationToken ct)
     {
@@ -152,7 +153,7 @@ internal sealed class RecordingHandler : IDicomServiceHandler
         lock (Stored)
         {
             Stored.Add((request, Convert.ToHexString(hash.GetHashAndReset()), total));
-            if (keep is not null) Bytes[request.AffectedSopInstanceUid] = keep.ToArray();
+            if (keep is not null) { Bytes[request.AffectedSopInstanceUid] = keep.ToArray(); BytesInOrder.Add(Bytes[request.AffectedSopInstanceUid]); }
         }
         return DimseStatus.Success;
     }

@@ -145,4 +145,25 @@ public sealed class TransportTests
         Assert.Equal(6, back.GetRaw(CommandTag.AffectedSopClassUid)!.Length); // "1.2.3" padded with NUL to even length
         Assert.Throws<DimseException>(() => DimseCommand.Decode(bytes.AsSpan(0, bytes.Length - 3)));
     }
+
+    [Fact]
+    public void Mutated_command_sets_and_identifiers_fail_only_with_DimseException()
+    {
+        var rng = new Random(7);
+        var command = new DimseCommand(CommandField.CFindRQ, 3, true) { AffectedSopClassUid = "1.2.840.10008.5.1.4.1.2.2.1" }.Encode();
+        var id = new DicomDataset();
+        id.Set(DicomTags.PatientName, DicomVR.PN, "DOE^JOHN");
+        id.SetSequence(DicomTags.ReferencedStudySequence, new DicomDataset().Set(DicomTags.ReferencedSOPInstanceUID, DicomVR.UI, "1.2.3"));
+        var identifier = DimseDataSets.Write(id, TransferSyntax.ExplicitVRLittleEndian);
+        for (int i = 0; i < 5000; i++)
+        {
+            var c = (byte[])command.Clone();
+            c[rng.Next(c.Length)] = (byte)rng.Next(256);
+            try { DimseCommand.Decode(c.AsSpan(0, rng.Next(c.Length + 1))); } catch (DimseException) { }
+            var d = (byte[])identifier.Clone();
+            d[rng.Next(d.Length)] = (byte)rng.Next(256);
+            try { DimseDataSets.Read(d.AsMemory(0, rng.Next(d.Length + 1)), i % 2 == 0 ? TransferSyntax.ExplicitVRLittleEndian : TransferSyntax.ImplicitVRLittleEndian); }
+            catch (DimseException) { }
+        }
+    }
 }

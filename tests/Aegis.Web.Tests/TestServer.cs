@@ -19,8 +19,11 @@ public sealed class TestServer : IAsyncDisposable
     public const string UserPassword = "Correct-Horse-Battery-9";
     private static readonly SemaphoreSlim EnvLock = new(1, 1);
 
-    private TestServer(string dir, WebApplication app, ArchiveServices archive, Uri baseAddress, X509Certificate2 cert)
+    private readonly IDisposable _folderLock;
+
+    private TestServer(string dir, WebApplication app, ArchiveServices archive, IDisposable folderLock, Uri baseAddress, X509Certificate2 cert)
     {
+        _folderLock = folderLock;
         DataDirectory = dir;
         App = app;
         Archive = archive;
@@ -45,11 +48,12 @@ public sealed class TestServer : IAsyncDisposable
         args.AddRange(settings);
         WebApplication app;
         ArchiveServices archive;
+        IDisposable folderLock;
         await EnvLock.WaitAsync();
         try
         {
             Environment.SetEnvironmentVariable("AEGIS_ADMIN_PASSWORD", AdminPassword);
-            (app, archive) = await new AegisHost(dir, null, args.ToArray()).BuildAsync(CancellationToken.None);
+            (app, archive, folderLock) = await new AegisHost(dir, null, args.ToArray()).BuildAsync(CancellationToken.None);
         }
         finally
         {
@@ -58,7 +62,7 @@ public sealed class TestServer : IAsyncDisposable
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var cert = app.Services.GetRequiredService<X509Certificate2>();
-        return new TestServer(dir, app, archive, new Uri(address.Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1")), cert);
+        return new TestServer(dir, app, archive, folderLock, new Uri(address.Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1")), cert);
     }
 
     /// <summary>A client that pins the server certificate, follows no redirects and (optionally) keeps cookies like a browser.</summary>
@@ -107,6 +111,7 @@ public sealed class TestServer : IAsyncDisposable
         await App.StopAsync();
         await App.DisposeAsync();
         await Archive.DisposeAsync();
+        _folderLock.Dispose();
         try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

@@ -53,8 +53,10 @@ public sealed class AuditSyslogForwarder : IAsyncDisposable
         _o = options;
         Directory.CreateDirectory(options.SpoolDirectory);
         _cursorFile = Path.Combine(options.SpoolDirectory, "forwarded.seq");
-        _trail.Committed += _ => _wake.Release();
+        _trail.Committed += OnCommitted;
     }
+
+    private void OnCommitted(long _) => _wake.Release();
 
     /// <summary>The last sequence number delivered.</summary>
     public long ForwardedSequence => File.Exists(_cursorFile) && long.TryParse(File.ReadAllText(_cursorFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
@@ -194,6 +196,7 @@ public sealed class AuditSyslogForwarder : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _trail.Committed -= OnCommitted;
         if (_cts is not null)
         {
             await _cts.CancelAsync().ConfigureAwait(false);

@@ -19,7 +19,8 @@ public static partial class PhiScrubber
     private static partial Regex Uid();
 
     // PS3.5 6.2 PN: component groups separated by '^' (Family^Given^Middle^Prefix^Suffix).
-    [GeneratedRegex(@"[\p{L}\p{M}'\-. ]*[\p{L}\p{M}]\^[\p{L}\p{M}'\-.^ ]*", RegexOptions.CultureInvariant)]
+    // Spaces are not followed: a multi-word family name keeps its leading words ("van der [PN]"), prose stays readable.
+    [GeneratedRegex(@"[\p{L}\p{M}'\-.]*[\p{L}\p{M}]\^[\p{L}\p{M}'\-.^]*", RegexOptions.CultureInvariant)]
     private static partial Regex PersonName();
 
     [GeneratedRegex(@"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b", RegexOptions.CultureInvariant)]

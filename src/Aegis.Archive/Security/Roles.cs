@@ -54,7 +54,8 @@ public static class Roles
     public static Permission PermissionsOf(Role role) => role switch
     {
         Role.Admin => Permission.Admin,
-        Role.Radiologist => Permission.Query | Permission.Retrieve | Permission.ReadAll,
+        // Radiologists store what they create while reading: reports, key images, measurements (STOW-RS from the viewer).
+        Role.Radiologist => Permission.Store | Permission.Query | Permission.Retrieve | Permission.ReadAll,
         Role.Technologist => Permission.Store | Permission.Query | Permission.Retrieve | Permission.ReadAll,
         Role.Referrer => Permission.Query | Permission.Retrieve | Permission.ReadShared,
         Role.Researcher => Permission.Query | Permission.Retrieve | Permission.ReadDeidentified,

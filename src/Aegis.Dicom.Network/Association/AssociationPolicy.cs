@@ -46,15 +46,19 @@ public sealed class AssociationDecision
     /// <summary>Whatever the policy authenticated (an account, a role); kept on <see cref="DicomAssociation.Principal"/> for the handlers.</summary>
     public object? Principal { get; private init; }
     public AAssociateRJ? Rejection { get; private init; }
+    /// <summary>PS3.7 D.3.3.5: SOP class extended negotiation answers (e.g. relational queries); none = not supported.</summary>
+    public IReadOnlyList<SopClassExtendedNegotiation> ExtendedNegotiations { get; private init; } = [];
 
     public static AssociationDecision Accept(IReadOnlyList<PresentationContextDecision> presentationContexts, object? principal = null,
-        byte[]? userIdentityServerResponse = null, IReadOnlyList<RoleSelection>? roleSelections = null) => new()
+        byte[]? userIdentityServerResponse = null, IReadOnlyList<RoleSelection>? roleSelections = null,
+        IReadOnlyList<SopClassExtendedNegotiation>? extendedNegotiations = null) => new()
         {
             IsAccepted = true,
             PresentationContexts = presentationContexts,
             Principal = principal,
             UserIdentityServerResponse = userIdentityServerResponse,
             RoleSelections = roleSelections,
+            ExtendedNegotiations = extendedNegotiations ?? [],
         };
 
     public static AssociationDecision Reject(AssociateRejectResult result, AssociateRejectSource source, byte reason) =>

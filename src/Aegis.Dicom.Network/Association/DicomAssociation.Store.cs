@@ -53,11 +53,13 @@ public sealed partial class DicomAssociation
         var fileSyntax = TransferSyntax.Lookup(h.TransferSyntaxUid);
         if (FindPresentationContext(h.SopClassUid, h.TransferSyntaxUid) is not null)
             return await SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, fileSyntax, fs, moveOriginatorAE, moveOriginatorMessageId, ct: ct).ConfigureAwait(false);
-        var alt = FindPresentationContext(h.SopClassUid)
-            ?? throw new DimseException($"No accepted presentation context for {h.SopClassUid}");
+        // Conversion is only between native (unencapsulated, undeflated) syntaxes; pick such an accepted context.
+        static bool Native(TransferSyntax t) => !t.IsEncapsulated && !t.IsDeflated;
+        var alt = _contexts.Values.Where(c => c.IsAccepted && c.AbstractSyntax == h.SopClassUid && Native(TransferSyntax.Lookup(c.TransferSyntax!)))
+            .OrderBy(c => c.Id).FirstOrDefault();
+        if (alt is null || !Native(fileSyntax))
+            throw new DimseException($"{path}: {h.TransferSyntaxUid} was not accepted for {h.SopClassUid} and cannot be converted to an accepted transfer syntax");
         var target = TransferSyntax.Lookup(alt.TransferSyntax!);
-        if (fileSyntax.IsEncapsulated || fileSyntax.IsDeflated || target.IsEncapsulated || target.IsDeflated)
-            throw new DimseException($"{path}: {h.TransferSyntaxUid} was not accepted and cannot be converted to {target.Uid}");
         var ds = Aegis.Dicom.IO.DicomReader.ReadDataset(fs, fileSyntax);
         var bytes = DimseDataSets.Write(ds, target);
         return await SendCStoreAsync(h.SopClassUid, h.SopInstanceUid, target, new MemoryStream(bytes), moveOriginatorAE, moveOriginatorMessageId, ct: ct).ConfigureAwait(false);

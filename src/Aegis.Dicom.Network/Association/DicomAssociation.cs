@@ -26,7 +26,7 @@ public sealed class AssociationAbortedException(string message, AAbort? abort = 
 /// <see cref="UpperLayerStateMachine"/>, the reader loop that turns PDUs into events, P-DATA fragmentation and
 /// reassembly, and the DIMSE message layer on top (see the partial files).
 /// </summary>
-public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
+public sealed partial class DicomAssociation : IAsyncDisposable
 {
     private readonly PduTransport _transport;
     private readonly UpperLayerStateMachine _machine;
@@ -48,7 +48,7 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
         RemoteEndPoint = remote;
         IsTls = isTls;
         RemoteCertificate = remoteCertificate;
-        _machine = new UpperLayerStateMachine(this, isRequestor, options.TimeProvider, options.ArtimTimeout);
+        _machine = new UpperLayerStateMachine(new Port(this), isRequestor, options.TimeProvider, options.ArtimTimeout);
         _sendLock = new SemaphoreSlim(1, 1);
     }
 
@@ -159,7 +159,7 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
     /// </summary>
     internal static async Task ServeAsync(Stream stream, DicomNetworkOptions options, IPEndPoint remote, bool isTls, X509Certificate2? clientCertificate,
         Func<DicomAssociation, AAssociateRQ, CancellationToken, ValueTask<AssociationDecision>> decide, IDicomServiceHandler handler,
-        Action<DicomAssociation>? onEstablished, CancellationToken ct)
+        Action<DicomAssociation>? onEstablished, Action<DicomAssociation>? onEnded, CancellationToken ct)
     {
         var a = new DicomAssociation(stream, isRequestor: false, options, remote, isTls, clientCertificate) { _handler = handler };
         await using (a.ConfigureAwait(false))
@@ -200,6 +200,7 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
             await a._closed.Task.ConfigureAwait(false);
             if (a._readerLoop is not null) await a._readerLoop.ConfigureAwait(false);
             await a.WaitForHandlersAsync().ConfigureAwait(false);
+            onEnded?.Invoke(a);
         }
     }
 
@@ -243,6 +244,7 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
             // PS3.7 D.3.3.3: answer a proposed window; we perform one operation at a time per association.
             AsyncOperationsWindow = rq.UserInformation.AsyncOperationsWindow is null ? null : ((ushort)1, (ushort)1),
             RoleSelections = roles,
+            ExtendedNegotiations = decision.ExtendedNegotiations,
             UserIdentityServerResponse = rq.UserInformation.UserIdentity is { PositiveResponseRequested: true } ? decision.UserIdentityServerResponse ?? [] : null,
         };
         return new AAssociateAC(rq.CalledAE, rq.CallingAE, rq.ApplicationContextName, results, ui);
@@ -283,11 +285,15 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
 
     // ------------------------------------------------------------------ IUpperLayerPort
 
-    ValueTask IUpperLayerPort.WriteAsync(ReadOnlyMemory<byte> pdu, CancellationToken ct) => _transport.WriteAsync(pdu, ct);
+    /// <summary>The state machine's side effects, kept off the public surface of the association.</summary>
+    private sealed class Port(DicomAssociation owner) : IUpperLayerPort
+    {
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> pdu, CancellationToken ct) => owner._transport.WriteAsync(pdu, ct);
+        public void CloseTransport() => owner._transport.Abort();
+        public void Indicate(UpperLayerIndication indication, Pdu.Pdu? pdu) => owner.OnIndication(indication, pdu);
+    }
 
-    void IUpperLayerPort.CloseTransport() => _transport.Abort();
-
-    void IUpperLayerPort.Indicate(UpperLayerIndication indication, Pdu.Pdu? pdu)
+    private void OnIndication(UpperLayerIndication indication, Pdu.Pdu? pdu)
     {
         switch (indication)
         {
@@ -356,8 +362,11 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
                 ReceivedPdu? received;
                 using (var readTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
                 {
+                    // Inside a message the peer owes us the next PDU soon (DIMSE timeout). Between messages the idle timeout applies,
+                    // unless an operation is in progress: a long C-MOVE handler or a long-awaited response is not idleness
+                    // (the SCU side bounds its wait for responses with the DIMSE timeout in ReadResponseAsync).
                     bool inMessage = _rxCommand.WrittenCount > 0 || _rxData is not null;
-                    readTimeout.CancelAfter(_machine.State == AssociationState.Sta6 && !inMessage ? _options.IdleTimeout : _options.DimseTimeout);
+                    readTimeout.CancelAfter(_machine.State != AssociationState.Sta6 || inMessage ? _options.DimseTimeout : _options.IdleTimeout);
                     try
                     {
                         received = await _transport.ReadPduAsync(_options.MaxPduLength, _options.MaxAssociatePduLength, readTimeout.Token).ConfigureAwait(false);
@@ -366,6 +375,10 @@ public sealed partial class DicomAssociation : IAsyncDisposable, IUpperLayerPort
                     {
                         await InvalidPduAsync(e).ConfigureAwait(false);
                         return;
+                    }
+                    catch (OperationCanceledException) when (!ct.IsCancellationRequested && !inMessage && (!_incoming.IsEmpty || !_outgoing.IsEmpty))
+                    {
+                        continue; // an operation is still in progress: not idle; read again (a partial PDU stays buffered in the pipe)
                     }
                     catch (OperationCanceledException) when (!ct.IsCancellationRequested)
                     {

@@ -25,8 +25,9 @@ internal static class DimseDispatcher
                 }
             case CommandField.CStoreRQ:
                 {
-                    var status = stream is null
-                        ? DimseStatus.CannotUnderstand
+                    // PS3.7 9.1.1: the SOP class must be the abstract syntax of the presentation context the request came on.
+                    var status = stream is null ? DimseStatus.CannotUnderstand
+                        : cmd.AffectedSopClassUid != pc.AbstractSyntax ? new DimseStatus(DimseStatus.SopClassNotSupported.Code, "SOP class differs from the presentation context's abstract syntax")
                         : await Run(() => handler.OnCStoreAsync(a, new CStoreRequest(pcid, ts, cmd), stream, ct)).ConfigureAwait(false);
                     await Respond(a, pcid, cmd, CommandField.CStoreRSP, status, ct, r => r.AffectedSopInstanceUid = cmd.AffectedSopInstanceUid).ConfigureAwait(false);
                     break;
@@ -49,6 +50,7 @@ internal static class DimseDispatcher
                         r.SetUInt16(CommandTag.ActionTypeId, cmd.GetUInt16(CommandTag.ActionTypeId));
                         r.AffectedSopClassUid = cmd.RequestedSopClassUid;
                     }, ct).ConfigureAwait(false);
+                    if (result.AfterResponse is { } after) StartAfterResponse(after);
                     break;
                 }
             case CommandField.NEventReportRQ:
@@ -69,6 +71,12 @@ internal static class DimseDispatcher
                 break;
         }
     }
+
+    private static void StartAfterResponse(Func<Task> after) => _ = Task.Run(async () =>
+    {
+        try { await after().ConfigureAwait(false); }
+        catch (Exception) { /* documented on NResult.AfterResponse: the work reports its own failures */ }
+    });
 
     private static async ValueTask<DimseStatus> Run(Func<ValueTask<DimseStatus>> f)
     {

@@ -93,7 +93,15 @@ public readonly record struct RetrieveProgress(DimseStatus Status, ushort Remain
 }
 
 /// <summary>Result of an N-ACTION or N-EVENT-REPORT: status and optional reply data set.</summary>
-public readonly record struct NResult(DimseStatus Status, DicomDataset? Reply = null);
+public readonly record struct NResult(DimseStatus Status, DicomDataset? Reply = null)
+{
+    /// <summary>
+    /// Work to start once the response has been sent, outside the operation (it does not hold the association's operation
+    /// window): e.g. PS3.4 J.3.3, the storage commitment result that must follow the N-ACTION-RSP. Its exceptions are swallowed,
+    /// so it must report its own failures.
+    /// </summary>
+    public Func<Task>? AfterResponse { get; init; }
+}
 
 /// <summary>Data set (de)serialisation for DIMSE data sets: no meta header, in the context's transfer syntax (PS3.7 6.3.1).</summary>
 public static class DimseDataSets
@@ -105,7 +113,7 @@ public static class DimseDataSets
             using var ms = new MemoryStream(bytes.ToArray(), writable: false);
             return DicomReader.ReadDataset(ms, syntax, new DicomReaderOptions { MaxValueLength = bytes.Length });
         }
-        catch (DicomFormatException e)
+        catch (Exception e) when (e is DicomFormatException or EndOfStreamException or InvalidDataException or ArgumentException or OverflowException or IndexOutOfRangeException)
         {
             throw new DimseException($"Malformed data set in {syntax.Name}: {e.Message}");
         }

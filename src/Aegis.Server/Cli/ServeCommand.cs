@@ -15,7 +15,16 @@ internal static class ServeCommand
         cmd.SetAction(async (parse, ct) =>
         {
             var host = new AegisHost(parse.GetValue(data)!.FullName, parse.GetValue(config)?.FullName, parse.UnmatchedTokens.ToArray());
-            return await host.RunAsync(ct).ConfigureAwait(false);
+            try
+            {
+                return await host.RunAsync(ct).ConfigureAwait(false);
+            }
+            catch (IOException ex) when (ex.Message.Contains("aegis.lock", StringComparison.Ordinal))
+            {
+                // DIR/aegis.lock: another server (or a key rotation) owns the folder.
+                parse.InvocationConfiguration.Error.WriteLine($"aegis serve: {ex.Message}");
+                return 1;
+            }
         });
         return cmd;
     }

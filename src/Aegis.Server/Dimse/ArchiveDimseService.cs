@@ -178,5 +178,12 @@ internal sealed class ArchiveDimseService(
         }
     }
 
+    /// <summary>PS3.4 J.3.2: Storage Commitment Push Model N-ACTION; the result follows as an N-EVENT-REPORT (see <see cref="StorageCommitment"/>).</summary>
+    public ValueTask<NResult> OnNActionAsync(DicomAssociation association, NActionRequest request, CancellationToken ct)
+    {
+        Require(association, DimseServices.Store, out _);
+        return ValueTask.FromResult(new StorageCommitment(archive, options, log).Request(association, request));
+    }
+
     private static string? Truncate(string? s) => s is null ? null : s.Length <= 64 ? s : s[..64];
 }

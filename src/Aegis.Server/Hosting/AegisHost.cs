@@ -2,6 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using Aegis.Archive.Audit;
 using Aegis.Server.Dimse;
 using Aegis.Web;
+using Aegis.Web.DicomWeb;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Aegis.Server.Hosting;
@@ -24,7 +25,8 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
 
     public async Task<int> RunAsync(CancellationToken ct)
     {
-        var (app, archive) = await BuildAsync(ct).ConfigureAwait(false);
+        var (app, archive, folderLock) = await BuildAsync(ct).ConfigureAwait(false);
+        using (folderLock)
         await using (archive)
         {
             await using (app.ConfigureAwait(false))
@@ -42,12 +44,26 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
     /// <summary>
     /// Everything of `aegis serve` up to (not including) starting it: data folder, TLS, archive, administrator
     /// bootstrap, services, Kestrel, middleware and endpoints. Tests start the returned application themselves.
-    /// The caller disposes the archive after the application.
+    /// The caller disposes the application, then the archive, then the data folder lock (held while serving).
     /// </summary>
-    internal async Task<(WebApplication App, ArchiveServices Archive)> BuildAsync(CancellationToken ct)
+    internal async Task<(WebApplication App, ArchiveServices Archive, DataFolderLock FolderLock)> BuildAsync(CancellationToken ct)
     {
         var data = new DataDirectory(dataPath);
         bool fresh = data.EnsureCreated();
+        var folderLock = DataFolderLock.AcquireServer(data); // one server per folder; `aegis keys rotate` needs it alone
+        try
+        {
+            return await BuildCoreAsync(data, fresh, folderLock, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            folderLock.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<(WebApplication App, ArchiveServices Archive, DataFolderLock FolderLock)> BuildCoreAsync(DataDirectory data, bool fresh, DataFolderLock folderLock, CancellationToken ct)
+    {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = settingArgs, ContentRootPath = AppContext.BaseDirectory });
         var options = LoadOptions(data, configFile, settingArgs, builder.Configuration);
 
@@ -71,6 +87,10 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         builder.Services.AddSingleton(archive.Audit);
         builder.Services.AddSingleton(archive.AeRegistry);
         builder.Services.AddSingleton<ArchiveDimseService>();
+        builder.Services.AddSingleton(archive.Index);
+        builder.Services.AddSingleton(archive.Query);
+        builder.Services.AddSingleton(archive.Ingestor);
+        builder.Services.AddSingleton<Aegis.Archive.Storage.IBlobStore>(archive.Blobs);
         builder.Services.AddAegisWeb(new AegisWebOptions
         {
             KeysDirectory = data.KeysDirectory,
@@ -79,11 +99,18 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
             HttpPort = options.Http.Port,
             Oidc = options.Oidc,
         });
+        builder.Services.AddDicomWeb(o =>
+        {
+            o.MaxQueryResults = options.Dicom.MaxQueryResults;
+            o.RetrieveAETitle = options.Dicom.AeTitle;
+            o.MaxStowRequestBytes = options.Http.MaxRequestBodyBytes;
+        });
         builder.Services.AddHostedService<DimseListenerService>();
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddPhiScrubbing(); // last: wraps every provider above, so no log line carries PHI
 
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -120,7 +147,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
 
         if (fresh) Console.WriteLine($"Created a new archive in {data.Root}");
         Console.WriteLine($"Aegis: AE title {options.Dicom.AeTitle}; DICOM port {options.Dicom.Port}, DICOM TLS port {options.Dicom.TlsPort}; HTTPS port {options.Http.Port}");
-        return (app, archive);
+        return (app, archive, folderLock);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using Aegis.Web;
+using Aegis.Web.DicomWeb;
 
 namespace Aegis.Server.Hosting;
 
@@ -8,6 +9,7 @@ internal static class Endpoints
     public static void MapAegisEndpoints(this WebApplication app, ArchiveServices archive)
     {
         _ = archive;
+        app.MapDicomWeb();
         // OpenID Connect provider and login page, admin API and /openapi, the OHIF viewer.
         app.MapAegisIdentity();
     }

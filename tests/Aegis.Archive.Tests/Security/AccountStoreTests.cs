@@ -279,7 +279,7 @@ public sealed class AccountStoreTests(PostgresServer postgres)
         Assert.Equal(Permission.Admin, Roles.PermissionsOf(Role.Admin));
         Assert.Equal(DimseServices.Echo | DimseServices.Store, Roles.DimseServicesOf(Role.Modality));
         Assert.Equal(DimseServices.All, Roles.DimseServicesOf(Role.Technologist));
-        Assert.Equal(DimseServices.Echo | DimseServices.Find | DimseServices.Move | DimseServices.Get, Roles.DimseServicesOf(Role.Radiologist));
+        Assert.Equal(DimseServices.All, Roles.DimseServicesOf(Role.Radiologist));
         Assert.Equal(DimseServices.Echo, Roles.DimseServicesOf(Role.Auditor));
         Assert.Equal(DimseServices.Echo, Roles.DimseServicesOf(Role.Admin));
         Assert.True(Roles.PermissionsOf(Role.Referrer).HasFlag(Permission.ReadShared));

@@ -1,0 +1,116 @@
+using System.CommandLine;
+using Aegis.Archive.Security;
+
+namespace Aegis.Server.Cli;
+
+/// <summary>`aegis user add|list|disable|enable|passwd|role|unlock|delete`: accounts in the index database.</summary>
+internal static class UserCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("user", "Manage user accounts");
+        cmd.Subcommands.Add(Add());
+        cmd.Subcommands.Add(List());
+        cmd.Subcommands.Add(Simple("disable", "Disable an account (takes effect at the next login or association)", (c, n) => c.Accounts.SetDisabledAsync(n, true, SecurityCli.Actor), "disabled"));
+        cmd.Subcommands.Add(Simple("enable", "Enable an account", (c, n) => c.Accounts.SetDisabledAsync(n, false, SecurityCli.Actor), "enabled"));
+        cmd.Subcommands.Add(Simple("unlock", "Clear a login lockout", (c, n) => c.Accounts.UnlockAsync(n, SecurityCli.Actor), "unlocked"));
+        cmd.Subcommands.Add(Simple("delete", "Delete an account", (c, n) => c.Accounts.DeleteUserAsync(n, SecurityCli.Actor), "deleted"));
+        cmd.Subcommands.Add(Passwd());
+        cmd.Subcommands.Add(RoleCmd());
+        return cmd;
+    }
+
+    private static Argument<string> NameArg() => new("name") { Description = "User name" };
+
+    private static Option<bool> PasswordStdin() => new("--password-stdin") { Description = "Read the password from one line of standard input (otherwise one is generated and printed once)" };
+
+    private static Command Add()
+    {
+        var name = NameArg();
+        var role = new Option<string>("--role") { Description = "admin, radiologist, technologist, referrer, researcher, auditor or modality", Required = true };
+        var group = new Option<string[]>("--group") { Description = "Group membership (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var stdin = PasswordStdin();
+        var data = SecurityCli.DataOption();
+        var cmd = new Command("add", "Create a user") { name, role, group, stdin, data };
+        cmd.SetAction(parse => SecurityCli.Run(parse, data, "user add", async (cli, output) =>
+        {
+            var r = Roles.Parse(parse.GetValue(role)!);
+            string? generated = null;
+            var password = parse.GetValue(stdin) ? SecurityCli.ReadPasswordLine() : generated = AccountStore.GeneratePassword(24);
+            var user = await cli.Accounts.CreateUserAsync(parse.GetValue(name)!, r, password, parse.GetValue(group) ?? [], SecurityCli.Actor);
+            output.WriteLine($"created user '{user.Name}' with role {Roles.ToName(user.Role)}");
+            if (generated is not null) output.WriteLine($"generated password (shown once, store it now): {generated}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command List()
+    {
+        var data = SecurityCli.DataOption();
+        var cmd = new Command("list", "List users") { data };
+        cmd.SetAction(parse => SecurityCli.Run(parse, data, "user list", async (cli, output) =>
+        {
+            var users = await cli.Accounts.ListAsync();
+            output.WriteLine($"{"NAME",-24} {"ROLE",-13} {"STATE",-9} {"MFA",-4} GROUPS");
+            foreach (var u in users)
+            {
+                var state = u.Disabled ? "disabled" : u.LockedUntil is { } l && l > DateTimeOffset.UtcNow ? "locked" : "active";
+                output.WriteLine($"{u.Name,-24} {Roles.ToName(u.Role),-13} {state,-9} {(u.TotpEnabled ? "totp" : "-"),-4} {string.Join(',', u.Groups)}");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Simple(string verb, string description, Func<SecurityCli, string, Task> action, string done)
+    {
+        var name = NameArg();
+        var data = SecurityCli.DataOption();
+        var cmd = new Command(verb, description) { name, data };
+        cmd.SetAction(parse => SecurityCli.Run(parse, data, "user " + verb, async (cli, output) =>
+        {
+            var n = AccountStore.NormalizeName(parse.GetValue(name)!);
+            await action(cli, n);
+            output.WriteLine($"user '{n}' {done}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Passwd()
+    {
+        var name = NameArg();
+        var stdin = PasswordStdin();
+        var data = SecurityCli.DataOption();
+        var cmd = new Command("passwd", "Set a user's password (clears a lockout)") { name, stdin, data };
+        cmd.SetAction(parse => SecurityCli.Run(parse, data, "user passwd", async (cli, output) =>
+        {
+            string? generated = null;
+            var password = parse.GetValue(stdin) ? SecurityCli.ReadPasswordLine() : generated = AccountStore.GeneratePassword(24);
+            var n = AccountStore.NormalizeName(parse.GetValue(name)!);
+            await cli.Accounts.SetPasswordAsync(n, password, SecurityCli.Actor);
+            output.WriteLine($"password of '{n}' changed");
+            if (generated is not null) output.WriteLine($"generated password (shown once, store it now): {generated}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command RoleCmd()
+    {
+        var name = NameArg();
+        var role = new Argument<string>("role") { Description = "The new role" };
+        var data = SecurityCli.DataOption();
+        var cmd = new Command("role", "Change a user's role") { name, role, data };
+        cmd.SetAction(parse => SecurityCli.Run(parse, data, "user role", async (cli, output) =>
+        {
+            var r = Roles.Parse(parse.GetValue(role)!);
+            var n = AccountStore.NormalizeName(parse.GetValue(name)!);
+            await cli.Accounts.SetRoleAsync(n, r, SecurityCli.Actor);
+            output.WriteLine($"user '{n}' now has role {Roles.ToName(r)}");
+            return 0;
+        }));
+        return cmd;
+    }
+}
