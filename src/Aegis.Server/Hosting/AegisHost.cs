@@ -25,14 +25,50 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
 
     public async Task<int> RunAsync(CancellationToken ct)
     {
+        var (app, archive, folderLock) = await BuildAsync(ct).ConfigureAwait(false);
+        using (folderLock)
+        await using (archive)
+        {
+            await using (app.ConfigureAwait(false))
+            {
+                archive.Audit.Post(AuditEvent.ApplicationActivity(start: true, description: "aegis serve started"));
+                _ = Task.Run(() => RemoveOrphanBlobsAsync(archive, app.Logger, ct), ct);
+                await app.RunAsync(ct).ConfigureAwait(false);
+                archive.Audit.Post(AuditEvent.ApplicationActivity(start: false, description: "aegis serve stopped"));
+                await archive.Audit.FlushAsync().ConfigureAwait(false);
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// Everything of `aegis serve` up to (not including) starting it: data folder, TLS, archive, administrator
+    /// bootstrap, services, Kestrel, middleware and endpoints. Tests start the returned application themselves.
+    /// The caller disposes the application, then the archive, then the data folder lock (held while serving).
+    /// </summary>
+    internal async Task<(WebApplication App, ArchiveServices Archive, DataFolderLock FolderLock)> BuildAsync(CancellationToken ct)
+    {
         var data = new DataDirectory(dataPath);
         bool fresh = data.EnsureCreated();
-        using var folderLock = DataFolderLock.AcquireServer(data); // one server per folder; `aegis keys rotate` needs it alone
+        var folderLock = DataFolderLock.AcquireServer(data); // one server per folder; `aegis keys rotate` needs it alone
+        try
+        {
+            return await BuildCoreAsync(data, fresh, folderLock, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            folderLock.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<(WebApplication App, ArchiveServices Archive, DataFolderLock FolderLock)> BuildCoreAsync(DataDirectory data, bool fresh, DataFolderLock folderLock, CancellationToken ct)
+    {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = settingArgs, ContentRootPath = AppContext.BaseDirectory });
         var options = LoadOptions(data, configFile, settingArgs, builder.Configuration);
 
         var certificate = ServerCertificate.LoadOrCreate(data, options.Tls, Console.Out);
-        await using var archive = ArchiveServices.Open(data, options);
+        var archive = ArchiveServices.Open(data, options);
         await archive.Blobs.CleanupStagingAsync(ct).ConfigureAwait(false);
         var admin = await archive.Accounts.EnsureAdministratorAsync(Environment.GetEnvironmentVariable("AEGIS_ADMIN_PASSWORD"), ct).ConfigureAwait(false);
         if (admin.Created)
@@ -49,12 +85,20 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         builder.Services.AddSingleton(archive);
         builder.Services.AddSingleton(archive.Accounts);
         builder.Services.AddSingleton(archive.Audit);
+        builder.Services.AddSingleton(archive.AeRegistry);
         builder.Services.AddSingleton<ArchiveDimseService>();
         builder.Services.AddSingleton(archive.Index);
         builder.Services.AddSingleton(archive.Query);
         builder.Services.AddSingleton(archive.Ingestor);
         builder.Services.AddSingleton<Aegis.Archive.Storage.IBlobStore>(archive.Blobs);
-        builder.Services.AddAegisWeb();
+        builder.Services.AddAegisWeb(new AegisWebOptions
+        {
+            KeysDirectory = data.KeysDirectory,
+            ViewerDirectory = string.IsNullOrEmpty(options.Http.ViewerDirectory) ? Path.Combine(data.Root, "viewer") : options.Http.ViewerDirectory,
+            CorsOrigins = options.Http.CorsOrigins,
+            HttpPort = options.Http.Port,
+            Oidc = options.Oidc,
+        });
         builder.Services.AddDicomWeb(o =>
         {
             o.MaxQueryResults = options.Dicom.MaxQueryResults;
@@ -86,6 +130,8 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         });
 
         var app = builder.Build();
+        // DIMSE user identity negotiation accepts our JWTs and those of configured issuers (issue 5).
+        archive.UseJwtValidator(app.Services.GetRequiredService<Aegis.Web.Auth.AegisJwtValidator>());
         app.Use(async (ctx, next) =>
         {
             // HSTS on every HTTPS response (RFC 6797); this listener never speaks plain HTTP.
@@ -101,12 +147,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
 
         if (fresh) Console.WriteLine($"Created a new archive in {data.Root}");
         Console.WriteLine($"Aegis: AE title {options.Dicom.AeTitle}; DICOM port {options.Dicom.Port}, DICOM TLS port {options.Dicom.TlsPort}; HTTPS port {options.Http.Port}");
-        archive.Audit.Post(AuditEvent.ApplicationActivity(start: true, description: "aegis serve started"));
-        _ = Task.Run(() => RemoveOrphanBlobsAsync(archive, app.Logger, ct), ct);
-        await app.RunAsync(ct).ConfigureAwait(false);
-        archive.Audit.Post(AuditEvent.ApplicationActivity(start: false, description: "aegis serve stopped"));
-        await archive.Audit.FlushAsync().ConfigureAwait(false);
-        return 0;
+        return (app, archive, folderLock);
     }
 
     /// <summary>

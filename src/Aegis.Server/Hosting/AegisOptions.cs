@@ -13,6 +13,8 @@ public sealed class AegisOptions
     public IndexOptions Index { get; set; } = new();
     public StorageOptions Storage { get; set; } = new();
     public TlsOptions Tls { get; set; } = new();
+    /// <summary>The built-in OpenID Connect provider and external issuers (Aegis:Oidc; see Aegis.Web.OidcOptions).</summary>
+    public Aegis.Web.OidcOptions Oidc { get; set; } = new();
 }
 
 public sealed class DicomOptions
@@ -49,6 +51,8 @@ public sealed class HttpOptions
     /// <summary>Origins allowed by CORS; empty means CORS is off.</summary>
     public string[] CorsOrigins { get; set; } = [];
     public long MaxRequestBodyBytes { get; set; } = 4L << 30;
+    /// <summary>The unpacked OHIF build served at /viewer (scripts/fetch-viewer.sh); empty = DIR/viewer.</summary>
+    public string ViewerDirectory { get; set; } = "";
 }
 
 public sealed class IndexOptions

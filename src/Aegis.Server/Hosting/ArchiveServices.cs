@@ -46,9 +46,16 @@ public sealed class ArchiveServices : IAsyncDisposable
     public AuditTrail Audit { get; }
     public AccountStore Accounts { get; }
     public AeRegistry AeRegistry { get; }
-    public DimseAccessPolicy AccessPolicy { get; }
+    public DimseAccessPolicy AccessPolicy { get; private set; }
     public X509Certificate2Collection? TrustedRoots { get; }
     public ArchiveMetrics Metrics { get; } = new();
+
+    /// <summary>
+    /// Lets DIMSE user identity negotiation accept JWTs (PS3.7 D.3.3.7 type 5) through the web layer's validator
+    /// (our OpenID Connect issuer and the configured external ones). Call before the DIMSE listeners start.
+    /// </summary>
+    public void UseJwtValidator(IJwtValidator validator) =>
+        AccessPolicy = new DimseAccessPolicy(Options.Dicom.AeTitle, AeRegistry, Accounts, validator, Audit);
 
     /// <summary>Opens (creating on first use) the archive in <paramref name="data"/> with <paramref name="options"/>.</summary>
     public static ArchiveServices Open(DataDirectory data, AegisOptions options)

@@ -10,5 +10,7 @@ internal static class Endpoints
     {
         _ = archive;
         app.MapDicomWeb();
+        // OpenID Connect provider and login page, admin API and /openapi, the OHIF viewer.
+        app.MapAegisIdentity();
     }
 }

@@ -38,4 +38,6 @@ public static class AegisPolicies
     public const string Retrieve = "aegis:retrieve";
     public const string Admin = "aegis:admin";
     public const string Audit = "aegis:audit";
+    /// <summary>A browser session from our login page (the viewer's files only).</summary>
+    public const string Session = "aegis:session";
 }
