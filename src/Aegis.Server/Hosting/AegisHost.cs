@@ -127,6 +127,9 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
                     OnAuthenticate = (_, ssl) => ssl.CipherSuitesPolicy = TlsPolicy.CipherSuites,
                 });
             });
+            // Plain HTTP only when explicitly enabled, and then it only redirects to HTTPS (never serves content).
+            if (options.Http.PlainPort > 0)
+                k.Listen(System.Net.IPAddress.Parse(options.Http.BindAddress), options.Http.PlainPort);
         });
 
         var app = builder.Build();
@@ -134,7 +137,15 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         archive.UseJwtValidator(app.Services.GetRequiredService<Aegis.Web.Auth.AegisJwtValidator>());
         app.Use(async (ctx, next) =>
         {
-            // HSTS on every HTTPS response (RFC 6797); this listener never speaks plain HTTP.
+            if (!ctx.Request.IsHttps)
+            {
+                // The optional plain listener: a permanent redirect to the same path on the HTTPS port, nothing else.
+                var host = ctx.Request.Host.Host;
+                ctx.Response.StatusCode = StatusCodes.Status308PermanentRedirect;
+                ctx.Response.Headers.Location = $"https://{host}:{options.Http.Port}{ctx.Request.PathBase}{ctx.Request.Path}{ctx.Request.QueryString}";
+                return;
+            }
+            // HSTS on every HTTPS response (RFC 6797).
             ctx.Response.Headers.StrictTransportSecurity = "max-age=31536000";
             await next().ConfigureAwait(false);
         });
