@@ -169,7 +169,7 @@ public sealed class DimseAccessPolicyTests(PostgresServer postgres)
         Assert.Equal(("mod", Role.Modality), (mod.Principal.Name, mod.Principal.Role));
         Assert.Equal(DimseServices.Echo | DimseServices.Store, mod.AllowedServices); // a modality stores but does not query
         var rad = await e.Policy.DecideAsync(new("ANYSCU", "AEGIS", anywhere, true, null, new UserIdentity(UserIdentityKind.UsernamePasscode, "rad", Pw)));
-        Assert.Equal(DimseServices.Echo | DimseServices.Find | DimseServices.Move | DimseServices.Get, rad.AllowedServices);
+        Assert.Equal(DimseServices.All, rad.AllowedServices); // radiologists also store (reports, key images)
 
         // Wrong passcode: rejected with the user-identity rejection, even from a registered AE.
         AssertRejected(await e.Policy.DecideAsync(new("CT1", "AEGIS", Modality, true, null, new UserIdentity(UserIdentityKind.UsernamePasscode, "mod", "wrong passcode", true))), 1, 2, 1);
