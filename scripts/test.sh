@@ -19,4 +19,6 @@ fi
 export TCP_NODELAY=1   # DCMTK peers otherwise stall on delayed ACKs
 
 dotnet build Aegis.slnx -c Release -nologo -v q
-dotnet test Aegis.slnx -c Release --no-build -nologo -v q "$@"
+# One test assembly at a time: several of them start real servers (aegis, PostgreSQL, Orthanc, DCMTK peers), and
+# on a 2-core machine running them side by side only trades wall time for timeouts.
+dotnet test Aegis.slnx -c Release --no-build -nologo -v q -m:1 "$@"
