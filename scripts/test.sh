@@ -21,4 +21,13 @@ export TCP_NODELAY=1   # DCMTK peers otherwise stall on delayed ACKs
 dotnet build Aegis.slnx -c Release -nologo -v q
 # One test assembly at a time: several of them start real servers (aegis, PostgreSQL, Orthanc, DCMTK peers), and
 # on a 2-core machine running them side by side only trades wall time for timeouts.
-dotnet test Aegis.slnx -c Release --no-build -nologo -v q -m:1 "$@"
+log=$(mktemp)
+set +e
+dotnet test Aegis.slnx -c Release --no-build -nologo -v q -m:1 "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line for every assembly together.
+awk '/Passed!|Failed!/ { for (i = 1; i <= NF; i++) { if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1) } }
+     END { gsub(",", "", p); printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$rc"
