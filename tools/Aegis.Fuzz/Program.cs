@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using SharpFuzz;
+
+namespace Aegis.Fuzz;
+
+/// <summary>
+/// Entry point: <c>Aegis.Fuzz HARNESS</c> runs one harness under AFL++ (SharpFuzz persistent mode, input on stdin or
+/// the file AFL names); <c>Aegis.Fuzz HARNESS --run FILE|DIR...</c> replays inputs without AFL and exits 1 if any
+/// of them is a finding (used to reproduce a crash and by the CI smoke run).
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0 || !Harnesses.All.TryGetValue(args[0], out var harness))
+        {
+            Console.Error.WriteLine($"usage: Aegis.Fuzz HARNESS [--run FILE|DIR...]\nharnesses: {string.Join(", ", Harnesses.All.Keys)}");
+            return 2;
+        }
+        if (args.Length > 1 && args[1] == "--run") return Replay(harness, args[2..]);
+
+        // SharpFuzz.Fuzzer.Run talks AFL's fork server protocol and loops in-process (persistent mode). A finding is an
+        // exception escaping the harness: SharpFuzz reports it to AFL as a crash.
+        Fuzzer.Run(stream =>
+        {
+            using var ms = new MemoryStream();
+            stream.CopyTo(ms);
+            Harnesses.Check(harness, ms.ToArray());
+        });
+        return 0;
+    }
+
+    private static int Replay(Harness harness, string[] paths)
+    {
+        int findings = 0, inputs = 0;
+        var sw = Stopwatch.StartNew();
+        foreach (var file in paths.SelectMany(p => Directory.Exists(p) ? Directory.EnumerateFiles(p, "*", SearchOption.AllDirectories).Order() : (IEnumerable<string>)[p]))
+        {
+            if (Path.GetFileName(file) is "README.md" or "README.txt") continue;
+            inputs++;
+            var data = File.ReadAllBytes(file);
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                Harnesses.Check(harness, data);
+                var elapsed = Stopwatch.GetElapsedTime(started);
+                // Replay mode has no AFL timeout: the same 2 s budget as scripts/fuzz.sh gives afl-fuzz (-t 2000).
+                if (elapsed > Harnesses.HangBudget)
+                {
+                    findings++;
+                    Console.WriteLine($"FINDING (hang, {elapsed.TotalMilliseconds:F0} ms) {file}");
+                }
+            }
+            catch (Exception ex)
+            {
+                findings++;
+                Console.WriteLine($"FINDING {file}: {ex.GetType().FullName}: {ex.Message}");
+                Console.WriteLine(ex.StackTrace);
+            }
+        }
+        Console.WriteLine($"{harness.Name}: {inputs} inputs replayed in {sw.Elapsed.TotalSeconds:F1} s, {findings} findings");
+        return findings == 0 ? 0 : 1;
+    }
+}
