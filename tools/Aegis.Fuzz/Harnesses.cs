@@ -52,8 +52,19 @@ public static class Harnesses
     }
 
     // Bounds a fuzzer can reach quickly; the defaults (2 GB) are for real files, not for 1 MB fuzz inputs.
-    private static readonly DicomReaderOptions Strict = new() { MaxInflatedLength = 16 << 20 };
-    private static readonly DicomReaderOptions Lenient = Strict with { Lenient = true };
+    // Nothing of Aegis.Dicom may run before SharpFuzz maps AFL's coverage memory (the instrumented code writes to it),
+    // so these live in a class of their own that is initialised on the first input, not when the harnesses are listed.
+    private static class Options
+    {
+        public static readonly DicomReaderOptions Strict = new() { MaxInflatedLength = 16 << 20 };
+        public static readonly DicomReaderOptions Lenient = Strict with { Lenient = true };
+        public static readonly DicomNetworkOptions Association = new()
+        {
+            ArtimTimeout = TimeSpan.FromSeconds(1),
+            DimseTimeout = TimeSpan.FromSeconds(1),
+            IdleTimeout = TimeSpan.FromSeconds(1),
+        };
+    }
 
     /// <summary>
     /// DicomReader's guard turns any stray exception into a DicomFormatException "malformed input (...)" so that
@@ -71,7 +82,7 @@ public static class Harnesses
 
     private static void Part10(byte[] data)
     {
-        foreach (var options in (ReadOnlySpan<DicomReaderOptions>)[Strict, Lenient])
+        foreach (var options in (ReadOnlySpan<DicomReaderOptions>)[Options.Strict, Options.Lenient])
         {
             ExpectDicomFormat(() =>
             {
@@ -112,19 +123,12 @@ public static class Harnesses
         }
     }
 
-    private static readonly DicomNetworkOptions AssociationOptions = new()
-    {
-        ArtimTimeout = TimeSpan.FromSeconds(1),
-        DimseTimeout = TimeSpan.FromSeconds(1),
-        IdleTimeout = TimeSpan.FromSeconds(1),
-    };
-
     private static void Association(byte[] data)
     {
         var stream = new ScriptedStream(data);
         var policy = new AcceptAllPolicy();
         var remote = new IPEndPoint(IPAddress.Loopback, 104);
-        var run = DicomAssociation.ServeAsync(stream, AssociationOptions, remote, isTls: false, clientCertificate: null,
+        var run = DicomAssociation.ServeAsync(stream, Options.Association, remote, isTls: false, clientCertificate: null,
             (a, rq, ct) => policy.DecideAsync(new AssociationRequest(rq.CallingAE, rq.CalledAE, remote, false, null, rq.UserInformation.UserIdentity, rq.PresentationContexts, rq), ct),
             StoreHandler.Instance, onEstablished: null, onEnded: null, CancellationToken.None);
         try
@@ -152,7 +156,7 @@ public static class Harnesses
             buffer.Position = 0;
             try
             {
-                DicomReader.ReadDataset(buffer, request.TransferSyntax, Strict);
+                DicomReader.ReadDataset(buffer, request.TransferSyntax, Options.Strict);
                 return DimseStatus.Success;
             }
             catch (DicomFormatException ex) when (IsCleanRejection(ex))
@@ -199,7 +203,7 @@ public static class Harnesses
                 if (type.StartsWith("application/dicom+json", StringComparison.OrdinalIgnoreCase))
                     ExpectDicomFormat(() => DicomJsonReader.ParseArray(part));
                 else if (type.StartsWith("application/dicom", StringComparison.OrdinalIgnoreCase))
-                    ExpectDicomFormat(() => DicomReader.ReadFile(part, Strict));
+                    ExpectDicomFormat(() => DicomReader.ReadFile(part, Options.Strict));
             }
         }
         catch (InvalidDataException) { }   // malformed multipart or a limit exceeded: STOW answers 400

@@ -33,6 +33,9 @@ public static class Program
     private static int Replay(Harness harness, string[] paths)
     {
         int findings = 0, inputs = 0;
+        // JIT the harness once (tiered compilation is off) so the first real input is not charged for it.
+        try { harness.Run([]); } catch (Exception) { }
+        var copyTo = Environment.GetEnvironmentVariable("FUZZ_FINDINGS_DIR");
         var sw = Stopwatch.StartNew();
         foreach (var file in paths.SelectMany(p => Directory.Exists(p) ? Directory.EnumerateFiles(p, "*", SearchOption.AllDirectories).Order() : (IEnumerable<string>)[p]))
         {
@@ -48,17 +51,26 @@ public static class Program
                 if (elapsed > Harnesses.HangBudget)
                 {
                     findings++;
+                    Keep(file, copyTo);
                     Console.WriteLine($"FINDING (hang, {elapsed.TotalMilliseconds:F0} ms) {file}");
                 }
             }
             catch (Exception ex)
             {
                 findings++;
+                Keep(file, copyTo);
                 Console.WriteLine($"FINDING {file}: {ex.GetType().FullName}: {ex.Message}");
                 Console.WriteLine(ex.StackTrace);
             }
         }
         Console.WriteLine($"{harness.Name}: {inputs} inputs replayed in {sw.Elapsed.TotalSeconds:F1} s, {findings} findings");
         return findings == 0 ? 0 : 1;
+    }
+
+    private static void Keep(string file, string? directory)
+    {
+        if (directory is null) return;
+        Directory.CreateDirectory(directory);
+        File.Copy(file, Path.Combine(directory, "replay-" + Path.GetFileName(file)), overwrite: true);
     }
 }
