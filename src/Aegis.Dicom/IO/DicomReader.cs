@@ -282,8 +282,11 @@ public sealed class DicomReader
             {
                 if (vr.HasLongExplicitLength)
                 {
-                    _in.Advance(2); // PS3.5 7.1.2: two reserved bytes
-                    _in.TryEnsure(4);
+                    // PS3.5 7.1.2: two reserved bytes. Peek first: advancing past the end of the input left the reader's
+                    // buffer position beyond its length (found by fuzzing: an input ending inside the reserved bytes
+                    // threw ArgumentOutOfRangeException from the buffer compaction instead of a truncation error).
+                    _in.Peek(2);
+                    _in.Advance(2);
                     length = _in.ReadUInt32(enc.BigEndian);
                 }
                 else
