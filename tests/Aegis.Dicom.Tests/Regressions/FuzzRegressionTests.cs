@@ -81,4 +81,50 @@ public class FuzzRegressionTests
         byte[] name = [.. "{\""u8, .. bad, .. "\":{}}"u8];
         Assert.Throws<DicomJsonException>(() => DicomJsonReader.Parse(name));
     }
+
+    // Found by the multipart harness (a DICOM part of a STOW body): the input ended inside the two reserved bytes
+    // after an OW VR in the meta group; the reader advanced past its buffer and the next read threw
+    // ArgumentOutOfRangeException (negative count in Buffer.BlockCopy).
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void An_input_ending_inside_the_reserved_bytes_of_a_long_VR_is_a_truncation_error_found_by_fuzzing(bool lenient)
+    {
+        var ex = Assert.Throws<DicomFormatException>(() =>
+            DicomReader.ReadFile(new MemoryStream(Input("part10-ends-in-reserved-bytes.dcm")), new DicomReaderOptions { Lenient = lenient }));
+        Assert.Null(ex.InnerException);
+        Assert.Contains("the input ends", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Every prefix of a file with long-VR elements (OB, SQ, UN, UT) in the meta group and the data set.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Every_truncation_ends_in_a_result_or_a_specific_format_error_never_in_the_guard(bool lenient)
+    {
+        var ds = new DicomDataset();
+        ds.Set(0x0010_0010, DicomVR.PN, "Doe^John");
+        ds.SetBytes(0x0011_1010, DicomVR.UN, new byte[] { 1, 2, 3, 4 });
+        ds.Set(0x0040_A160, DicomVR.UT, "text");
+        var item = new DicomDataset();
+        item.Set(0x0008_1150, DicomVR.UI, "1.2.3");
+        ds.SetSequence(0x0008_1115, item);
+        var file = DicomFile.Create(ds, TransferSyntax.ExplicitVRLittleEndian);
+        file.FileMetaInformation.Set(0x0002_0002, DicomVR.UI, "1.2.840.10008.5.1.4.1.1.7");
+        file.FileMetaInformation.Set(0x0002_0003, DicomVR.UI, "1.2.3.4");
+        var ms = new MemoryStream();
+        DicomWriter.WriteFile(ms, file);
+        var bytes = ms.ToArray();
+        for (int n = 0; n < bytes.Length; n++)
+        {
+            try
+            {
+                DicomReader.ReadFile(new MemoryStream(bytes, 0, n), new DicomReaderOptions { Lenient = lenient });
+            }
+            catch (DicomFormatException ex)
+            {
+                Assert.True(ex.InnerException is null or DicomFormatException, $"prefix of {n} bytes: {ex.Message}");
+            }
+        }
+    }
 }
