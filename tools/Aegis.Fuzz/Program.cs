@@ -21,11 +21,24 @@ public static class Program
 
         // SharpFuzz.Fuzzer.Run talks AFL's fork server protocol and loops in-process (persistent mode). A finding is an
         // exception escaping the harness: SharpFuzz reports it to AFL as a crash.
+        // Hangs are caught here, not by AFL's -t: SharpFuzz runs every input in this one process, so AFL killing it on
+        // a timeout kills the fork server and ends the campaign. A watchdog turns an input that runs longer than the
+        // budget into an exception, which AFL records as a crash like any other finding.
         Fuzzer.Run(stream =>
         {
             using var ms = new MemoryStream();
             stream.CopyTo(ms);
-            Harnesses.Check(harness, ms.ToArray());
+            var data = ms.ToArray();
+            var run = Task.Run(() => Harnesses.Check(harness, data));
+            try
+            {
+                if (!run.Wait(Harnesses.HangBudget))
+                    throw new FuzzFindingException($"hang: {harness.Name} ran longer than {Harnesses.HangBudget.TotalSeconds} s on a {data.Length}-byte input");
+            }
+            catch (AggregateException ae) when (ae.InnerExceptions.Count == 1)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ae.InnerException!).Throw();
+            }
         });
         return 0;
     }
