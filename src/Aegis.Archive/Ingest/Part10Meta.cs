@@ -67,6 +67,10 @@ public static class Part10Meta
     {
         meta.Position = 0;
         var ds = DicomReader.ReadDataset(meta, TransferSyntax.ExplicitVRLittleEndian);
+        // PS3.10 7.1: (0002,0010) is a UI. A non-text VR made GetString throw InvalidOperationException, which escaped
+        // ingestion (same defect as the one fuzzing found in DicomReader).
+        if (ds[new DicomTag(0x0002_0010)] is { } tsItem && (tsItem is not DicomElement || tsItem.VR.Kind != VRKind.Text))
+            throw new DicomFormatException($"the Transfer Syntax UID (0002,0010) has VR {tsItem.VR}, not UI", offset, tsItem.Tag);
         var tsUid = ds.GetString(0x0002_0010);
         if (string.IsNullOrEmpty(tsUid)) throw new DicomFormatException("the file meta information has no Transfer Syntax UID (0002,0010)", offset);
         return new Result(ds, TransferSyntax.Lookup(tsUid), offset, dataSet);

@@ -184,24 +184,41 @@ public sealed partial class DicomAssociation : IAsyncDisposable
                 {
                     decision = AssociationDecision.Reject(AssociateRejectResult.RejectedTransient, AssociateRejectSource.ServiceUser, AssociateRejectReason.UserNoReasonGiven);
                 }
+                // The peer may have closed the connection, aborted or sent a PDU it must not send in Sta3 while the
+                // policy decided: the machine has then left Sta3 (AA-4 to Sta1, AA-8 to Sta13) and the answer (Evt7/Evt8)
+                // is no longer allowed. Found by fuzzing (tools/Aegis.Fuzz association): the InvalidOperationException
+                // escaped ServeAsync and faulted the connection task.
                 if (decision.IsAccepted)
                 {
                     var ac = a.BuildAccept(rq, decision);
                     a.Principal = decision.Principal;
                     a.ApplyAccept(rq, ac);
-                    await a._machine.HandleAsync(AssociationEvent.Evt7, ac, ct).ConfigureAwait(false);
-                    onEstablished?.Invoke(a);
+                    if (await a.AnswerAssociateAsync(AssociationEvent.Evt7, ac, ct).ConfigureAwait(false)) onEstablished?.Invoke(a);
                 }
                 else
                 {
                     a.EndReason = AssociationEndReason.Rejected;
-                    await a._machine.HandleAsync(AssociationEvent.Evt8, decision.Rejection!, ct).ConfigureAwait(false);
+                    await a.AnswerAssociateAsync(AssociationEvent.Evt8, decision.Rejection!, ct).ConfigureAwait(false);
                 }
             }
             await a._closed.Task.ConfigureAwait(false);
             if (a._readerLoop is not null) await a._readerLoop.ConfigureAwait(false);
             await a.WaitForHandlersAsync().ConfigureAwait(false);
             onEnded?.Invoke(a);
+        }
+    }
+
+    /// <summary>A-ASSOCIATE response primitive (Evt7 AE-7 or Evt8 AE-8); false when the association already left Sta3.</summary>
+    private async ValueTask<bool> AnswerAssociateAsync(AssociationEvent evt, Pdu.Pdu answer, CancellationToken ct)
+    {
+        try
+        {
+            await _machine.HandleAsync(evt, answer, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (InvalidOperationException) when (_machine.State != AssociationState.Sta3)
+        {
+            return false;
         }
     }
 

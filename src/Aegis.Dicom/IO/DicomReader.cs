@@ -119,7 +119,14 @@ public sealed class DicomReader
         if (hasMeta)
         {
             ReadMetaGroup(meta);
-            var tsUid = meta.GetString(0x0002_0010);
+            string? tsUid = null;
+            // Found by fuzzing (tools/Aegis.Fuzz part10): a Transfer Syntax UID whose explicit VR is not text (UL, OB...)
+            // made GetString throw InvalidOperationException. PS3.10 7.1: it is a UI; anything else is a format error
+            // (lenient: a warning, and the encoding is detected as if the element were missing).
+            if (meta[new DicomTag(0x0002_0010)] is { } tsItem && (tsItem is not DicomElement || tsItem.VR.Kind != VRKind.Text))
+                Defect($"the Transfer Syntax UID (0002,0010) has VR {tsItem.VR}, not UI", _in.Position, tsItem.Tag);
+            else
+                tsUid = meta.GetString(0x0002_0010);
             if (string.IsNullOrEmpty(tsUid))
             {
                 if (!_options.Lenient) throw new DicomFormatException("the file meta information has no Transfer Syntax UID (0002,0010)", _in.Position, new DicomTag(0x0002_0010));
@@ -275,8 +282,11 @@ public sealed class DicomReader
             {
                 if (vr.HasLongExplicitLength)
                 {
-                    _in.Advance(2); // PS3.5 7.1.2: two reserved bytes
-                    _in.TryEnsure(4);
+                    // PS3.5 7.1.2: two reserved bytes. Peek first: advancing past the end of the input left the reader's
+                    // buffer position beyond its length (found by fuzzing: an input ending inside the reserved bytes
+                    // threw ArgumentOutOfRangeException from the buffer compaction instead of a truncation error).
+                    _in.Peek(2);
+                    _in.Advance(2);
                     length = _in.ReadUInt32(enc.BigEndian);
                 }
                 else

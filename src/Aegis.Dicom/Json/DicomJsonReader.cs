@@ -42,16 +42,10 @@ public static class DicomJsonReader
     {
         ArgumentNullException.ThrowIfNull(stream);
         options ??= DicomJsonReaderOptions.Default;
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(stream, DocumentOptions(options));
-        }
-        catch (JsonException ex)
-        {
-            throw new DicomJsonException($"not valid JSON: {ex.Message}", ex.Path ?? "$", null, ex);
-        }
-        using (doc) return BuildArray(doc.RootElement, options);
+        // Buffered whole (JsonDocument would buffer it anyway) so that the UTF-8 check below sees every byte.
+        var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        return ParseArray(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), options);
     }
 
     public static DicomDataset[] ParseArray(ReadOnlySpan<byte> utf8, DicomJsonReaderOptions? options = null)
@@ -85,6 +79,11 @@ public static class DicomJsonReader
 
     private static JsonDocument ParseDocument(ReadOnlySpan<byte> utf8, DicomJsonReaderOptions options)
     {
+        // Found by fuzzing (tools/Aegis.Fuzz json): Utf8JsonReader does not validate the UTF-8 inside strings, and
+        // JsonElement.GetString later threw InvalidOperationException ("Cannot transcode invalid UTF-8"). RFC 8259 8.1:
+        // JSON text is UTF-8; refuse anything else up front.
+        if (!System.Text.Unicode.Utf8.IsValid(utf8))
+            throw new DicomJsonException($"not valid JSON: invalid UTF-8 at byte {InvalidUtf8Offset(utf8)}", "$");
         var docOptions = DocumentOptions(options);
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = docOptions.MaxDepth, CommentHandling = JsonCommentHandling.Disallow });
         JsonDocument doc;
@@ -102,6 +101,17 @@ public static class DicomJsonReader
             throw new DicomJsonException($"not valid JSON: {ex.Message}", ex.Path ?? "$", null, ex);
         }
         return doc;
+    }
+
+    private static int InvalidUtf8Offset(ReadOnlySpan<byte> utf8)
+    {
+        int offset = 0;
+        while (offset < utf8.Length)
+        {
+            if (System.Text.Rune.DecodeFromUtf8(utf8[offset..], out _, out int consumed) != System.Buffers.OperationStatus.Done) return offset;
+            offset += consumed;
+        }
+        return offset;
     }
 
     private static DicomDataset Build(JsonElement obj, string path, DicomJsonReaderOptions options)
