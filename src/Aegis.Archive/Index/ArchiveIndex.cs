@@ -19,7 +19,6 @@ public sealed record DeleteResult(bool Found, IReadOnlyList<string> BlobIds);
 /// </summary>
 public sealed class ArchiveIndex
 {
-    private static readonly ConcurrentDictionary<string, SemaphoreSlim> SqliteWriters = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim? _writer;
 
     public ArchiveIndex(ArchiveDatabase database, ArchiveIndexOptions? options = null)
@@ -27,8 +26,7 @@ public sealed class ArchiveIndex
         Database = database;
         Options = options ?? new ArchiveIndexOptions();
         database.Migrate(IndexSchema.Component, IndexSchema.Migrations);
-        if (database.Dialect == SqlDialect.Sqlite)
-            _writer = SqliteWriters.GetOrAdd(Path.GetFullPath(database.SqlitePath!), _ => new SemaphoreSlim(1, 1));
+        _writer = database.WriteGate;
         SyncExtraTags();
     }
 
