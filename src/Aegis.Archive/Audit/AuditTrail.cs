@@ -181,6 +181,21 @@ public sealed class AuditTrail : IAsyncDisposable
             (e.Who.IsLocal ? _local : e.Who).NetworkAddress, Join(e.PatientIds), Join(e.StudyUids),
             e.ToXml(_local, _options.AuditSourceId, _options.EnterpriseSiteId))).ToList();
 
+        // SQLite: the same in-process gate as the index's writes (see ArchiveDatabase.WriteGate).
+        var gate = _db.WriteGate;
+        if (gate is not null) await gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return await AppendLockedAsync(rows).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate?.Release();
+        }
+    }
+
+    private async Task<long[]> AppendLockedAsync(List<Row> rows)
+    {
         await using var c = await _db.OpenConnectionAsync().ConfigureAwait(false);
         // SQLite: Microsoft.Data.Sqlite begins IMMEDIATE, taking the single write lock up front.
         await using var tx = await c.BeginTransactionAsync().ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -35,6 +36,17 @@ public sealed class ArchiveDatabase : IAsyncDisposable
 
     public SqlDialect Dialect { get; }
 
+    private static readonly ConcurrentDictionary<string, SemaphoreSlim> SqliteWriteGates = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// SQLite only (null for PostgreSQL): the in-process gate every writer of this database file (index, audit trail)
+    /// holds around its write transaction. SQLite allows one writer; without the gate a second writer's BEGIN IMMEDIATE
+    /// gets SQLITE_BUSY and SQLite's busy handler sleeps 1, 2, 5, 10... ms before retrying, so a C-STORE's index commit
+    /// waited for sleeps that outlast the audit batch it collided with. A FIFO wait in process is shorter and fair.
+    /// Other processes (the CLI) still meet the busy handler, which stays as the cross-process fallback.
+    /// </summary>
+    public SemaphoreSlim? WriteGate { get; private init; }
+
     /// <summary>Path of the SQLite file, or null for PostgreSQL.</summary>
     public string? SqlitePath { get; private init; }
 
@@ -56,7 +68,11 @@ public sealed class ArchiveDatabase : IAsyncDisposable
             Pooling = true,
             DefaultTimeout = 30,
         }.ToString();
-        var db = new ArchiveDatabase(SqlDialect.Sqlite, cs, null) { SqlitePath = path };
+        var db = new ArchiveDatabase(SqlDialect.Sqlite, cs, null)
+        {
+            SqlitePath = path,
+            WriteGate = SqliteWriteGates.GetOrAdd(Path.GetFullPath(path), _ => new SemaphoreSlim(1, 1)),
+        };
         using (var c = db.OpenConnection())
         using (var cmd = c.CreateCommand())
         {

@@ -19,7 +19,6 @@ public sealed record DeleteResult(bool Found, IReadOnlyList<string> BlobIds);
 /// </summary>
 public sealed class ArchiveIndex
 {
-    private static readonly ConcurrentDictionary<string, SemaphoreSlim> SqliteWriters = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim? _writer;
 
     public ArchiveIndex(ArchiveDatabase database, ArchiveIndexOptions? options = null)
@@ -27,8 +26,7 @@ public sealed class ArchiveIndex
         Database = database;
         Options = options ?? new ArchiveIndexOptions();
         database.Migrate(IndexSchema.Component, IndexSchema.Migrations);
-        if (database.Dialect == SqlDialect.Sqlite)
-            _writer = SqliteWriters.GetOrAdd(Path.GetFullPath(database.SqlitePath!), _ => new SemaphoreSlim(1, 1));
+        _writer = database.WriteGate;
         SyncExtraTags();
     }
 
@@ -48,7 +46,7 @@ public sealed class ArchiveIndex
         ArgumentNullException.ThrowIfNull(header);
         ArgumentNullException.ThrowIfNull(location);
         var prepared = PreparedInstance.From(header, location, Options);
-        if (_writer is not null) await _writer.WaitAsync(ct).ConfigureAwait(false);
+        if (_writer is not null) return await AddGroupCommittedAsync(prepared, policy, ct).ConfigureAwait(false);
         try
         {
             for (int attempt = 0; ; attempt++)
@@ -71,10 +69,118 @@ public sealed class ArchiveIndex
         }
     }
 
+    private sealed class PendingAdd(PreparedInstance instance, DuplicatePolicy policy, CancellationToken ct)
+    {
+        public PreparedInstance Instance { get; } = instance;
+        public DuplicatePolicy Policy { get; } = policy;
+        public CancellationToken Ct { get; } = ct;
+        public TaskCompletionSource<IndexResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private readonly ConcurrentQueue<PendingAdd> _pendingAdds = new();
+
+    // At most this many adds share one transaction: bounds the time the write gate is held.
+    private const int MaxGroupCommit = 32;
+
+    /// <summary>
+    /// SQLite group commit. Every add queues itself, then waits for the write gate. Whoever gets the gate takes every
+    /// queued add (its own and those of concurrent C-STOREs), applies each under its own SAVEPOINT and commits them in
+    /// one transaction: one WAL fsync (synchronous=FULL) for the group instead of one each. A caller's task completes
+    /// only after the COMMIT that contains its add returned, so no acknowledgement ever precedes its durable commit.
+    /// One add that fails is rolled back to its savepoint and fails alone; a failed COMMIT fails the whole group.
+    /// </summary>
+    private async Task<IndexResult> AddGroupCommittedAsync(PreparedInstance p, DuplicatePolicy policy, CancellationToken ct)
+    {
+        var mine = new PendingAdd(p, policy, ct);
+        _pendingAdds.Enqueue(mine);
+        // Not cancellable once queued: the holder of the gate may commit this add at any moment, and a caller that
+        // gave up would undo a blob the index then references. Cancellation is honoured before the add starts.
+        await _writer!.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            // A previous holder of the gate may have committed this add already.
+            if (!mine.Done.Task.IsCompleted)
+            {
+                var group = new List<PendingAdd>(MaxGroupCommit);
+                while (group.Count < MaxGroupCommit && _pendingAdds.TryDequeue(out var next)) group.Add(next);
+                await CommitGroupAsync(group).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _writer.Release();
+        }
+        // Adds queued behind a full group: the next holder of the gate takes them (each of their callers waits for it).
+        return await mine.Done.Task.ConfigureAwait(false);
+    }
+
+    private async Task CommitGroupAsync(List<PendingAdd> group)
+    {
+        var results = new IndexResult?[group.Count];
+        var failures = new Exception?[group.Count];
+        try
+        {
+            await using var c = await Database.OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+            await using var tx = await c.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
+            for (int i = 0; i < group.Count; i++)
+            {
+                var a = group[i];
+                if (a.Ct.IsCancellationRequested)
+                {
+                    failures[i] = new OperationCanceledException(a.Ct);
+                    continue;
+                }
+                const string savepoint = "add_instance";
+                await tx.SaveAsync(savepoint, CancellationToken.None).ConfigureAwait(false);
+                try
+                {
+                    results[i] = await AddInTransactionAsync(c, tx, a.Instance, a.Policy, CancellationToken.None).ConfigureAwait(false)
+                        ?? throw new InvalidOperationException($"instance {a.Instance.SopInstanceUid} was inserted by another writer while the write lock was held");
+                    await tx.ReleaseAsync(savepoint, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    // This add alone is undone; the others in the group go on.
+                    failures[i] = ex;
+                    await tx.RollbackAsync(savepoint, CancellationToken.None).ConfigureAwait(false);
+                    await tx.ReleaseAsync(savepoint, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+            await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Nothing of the group is committed (or it is unknown): every add fails and its caller undoes its blob.
+            foreach (var a in group) a.Done.TrySetException(ex);
+            return;
+        }
+        for (int i = 0; i < group.Count; i++)
+        {
+            if (failures[i] is { } f) group[i].Done.TrySetException(f);
+            else group[i].Done.TrySetResult(results[i]!);
+        }
+    }
+
     private async Task<IndexResult> AddOnceAsync(PreparedInstance p, DuplicatePolicy policy, CancellationToken ct)
     {
         await using var c = await Database.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+        var result = await AddInTransactionAsync(c, tx, p, policy, ct).ConfigureAwait(false);
+        if (result is null)
+        {
+            // PostgreSQL: a concurrent add of the same SOP Instance UID committed first. Start over: the re-read
+            // sees it and applies the duplicate policy.
+            await tx.RollbackAsync(ct).ConfigureAwait(false);
+            return await AddOnceAsync(p, policy, ct).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        return result;
+    }
+
+    // The add itself, inside the caller's transaction, which the caller commits. Null: the instance row was inserted
+    // concurrently (PostgreSQL) and the transaction must be rolled back and retried.
+    private async Task<IndexResult?> AddInTransactionAsync(DbConnection c, DbTransaction tx, PreparedInstance p, DuplicatePolicy policy, CancellationToken ct)
+    {
         string now = FormatTime(DateTimeOffset.UtcNow);
 
         // The instance first: a duplicate must not touch the rows above it.
@@ -114,13 +220,7 @@ public sealed class ArchiveIndex
                 ON CONFLICT (sop_uid) DO NOTHING RETURNING id
                 """, Numbered(values));
             var id = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
-            if (id is null)
-            {
-                // PostgreSQL: a concurrent add of the same SOP Instance UID committed first. Start over: the re-read
-                // sees it and applies the duplicate policy.
-                await tx.RollbackAsync(ct).ConfigureAwait(false);
-                return await AddOnceAsync(p, policy, ct).ConfigureAwait(false);
-            }
+            if (id is null) return null;
             instanceId = Convert.ToInt64(id, CultureInfo.InvariantCulture);
             outcome = IndexOutcome.Stored;
         }
@@ -136,7 +236,6 @@ public sealed class ArchiveIndex
             outcome = IndexOutcome.Replaced;
         }
         await InsertExtraAsync(c, tx, QueryRetrieveLevel.Image, instanceId.Value, p.Parts[3], ct).ConfigureAwait(false);
-        await tx.CommitAsync(ct).ConfigureAwait(false);
         return new IndexResult(outcome, p.SopInstanceUid, outcome == IndexOutcome.Replaced ? oldBlob : null, oldBlob);
     }
 
