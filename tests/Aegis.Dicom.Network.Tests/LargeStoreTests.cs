@@ -81,8 +81,10 @@ public sealed class LargeStoreTests(ITestOutputHelper output)
         Assert.Equal(DimseStatus.Success, status);
         Assert.Equal(Size, handler.Received);
         Assert.Equal(-1, handler.FirstMismatch);
-        // Buffering the data set anywhere would allocate at least its 500 MB; streaming allocates a few pooled buffers.
-        Assert.True(allocated < 32L * 1024 * 1024, $"{allocated} bytes allocated");
+        // Buffering the data set anywhere would allocate at least its 500 MB; streaming allocates a few pooled buffers
+        // (measured ~6.5 MB). The count is process-wide, so background work of other tests' servers lands in it too:
+        // the bound leaves room for that and still fails on any copy of the data set.
+        Assert.True(allocated < 128L * 1024 * 1024, $"{allocated} bytes allocated");
     }
 }
 
