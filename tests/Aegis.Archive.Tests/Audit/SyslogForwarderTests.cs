@@ -146,6 +146,31 @@ public sealed class SyslogForwarderTests(PostgresServer postgres)
         Assert.Contains("u5", all[4], StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Background_loop_forwards_each_commit()
+    {
+        var (db, dir, _) = TestDatabases.Open("sqlite", postgres);
+        await using var _d = db;
+        await using var trail = new AuditTrail(db);
+        using var cert = TlsSyslogCollector.CreateCertificate();
+        await using var collector = new TlsSyslogCollector(cert);
+        collector.Start();
+        await using var fwd = new AuditSyslogForwarder(trail, new SyslogForwarderOptions
+        {
+            Host = "127.0.0.1", Port = collector.Port, SpoolDirectory = Path.Combine(dir, "spool"),
+            ServerCertificateSha256 = Convert.ToHexString(SHA256.HashData(cert.RawData)), RetryInterval = TimeSpan.FromMinutes(5),
+        });
+        fwd.Start();
+        await trail.WriteAsync(AuditEvent.ApplicationActivity(true));
+        await trail.WriteAsync(AuditEvent.ApplicationActivity(false));
+        // Woken by the commits, not by the (five-minute) retry timer.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (fwd.ForwardedSequence < 2 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(2, fwd.ForwardedSequence);
+        // The collector records frames before it closes, and the forwarder waits for that close.
+        lock (collector.Messages) Assert.Equal(2, collector.Messages.Count);
+    }
+
     [Theory]
     [MemberData(nameof(Dialects))]
     public async Task Wrong_collector_certificate_is_refused(string dialect)
