@@ -111,7 +111,4 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
 }
 
 /// <summary>Who an accepted association belongs to and what it may do (kept on <see cref="DicomAssociation.Principal"/>).</summary>
-internal sealed record DimsePrincipal(AccessPrincipal Principal, DimseServices Allowed)
-{
-    public AuditActor Actor(DicomAssociation association) => Principal.ToAuditActor();
-}
+internal sealed record DimsePrincipal(AccessPrincipal Principal, DimseServices Allowed);

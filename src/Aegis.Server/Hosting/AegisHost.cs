@@ -154,7 +154,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         app.MapGet("/health", () => Results.Text("ok\n")).AllowAnonymous();
         app.MapGet("/ready", () => Results.Text("ready\n")).AllowAnonymous();
         app.MapGet("/metrics", () => Results.Text(archive.Metrics.ToPrometheus(), "text/plain; version=0.0.4"));
-        app.MapAegisEndpoints(archive);
+        app.MapAegisEndpoints();
 
         if (fresh) Console.WriteLine($"Created a new archive in {data.Root}");
         Console.WriteLine($"Aegis: AE title {options.Dicom.AeTitle}; DICOM port {options.Dicom.Port}, DICOM TLS port {options.Dicom.TlsPort}; HTTPS port {options.Http.Port}");

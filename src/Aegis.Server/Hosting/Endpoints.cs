@@ -6,9 +6,8 @@ namespace Aegis.Server.Hosting;
 /// <summary>Every HTTP endpoint group of `aegis serve`, mapped in one place (each group in its own Aegis.Web file).</summary>
 internal static class Endpoints
 {
-    public static void MapAegisEndpoints(this WebApplication app, ArchiveServices archive)
+    public static void MapAegisEndpoints(this WebApplication app)
     {
-        _ = archive;
         app.MapDicomWeb();
         // OpenID Connect provider and login page, admin API and /openapi, the OHIF viewer.
         app.MapAegisIdentity();
