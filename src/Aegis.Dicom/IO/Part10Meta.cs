@@ -1,8 +1,6 @@
 using System.Buffers.Binary;
-using Aegis.Dicom;
-using Aegis.Dicom.IO;
 
-namespace Aegis.Archive.Ingest;
+namespace Aegis.Dicom.IO;
 
 /// <summary>
 /// Reads the preamble and file meta information (PS3.10 7.1) of a Part 10 stream without reading past it,
@@ -35,6 +33,11 @@ public static class Part10Meta
             {
                 if (end != long.MaxValue) throw new DicomFormatException($"element of group {group:X4} inside the file meta information group length", offset);
                 // No (0002,0000): the meta group ended with the previous element; put these 8 bytes back.
+                if (stream.CanSeek)
+                {
+                    stream.Seek(-8, SeekOrigin.Current);
+                    return Finish(meta, offset, stream);
+                }
                 return Finish(meta, offset, new PrefixedStream(header.AsSpan(0, 8).ToArray(), stream));
             }
             bool longForm = DicomVR.TryParse(header[4], header[5], out var vr) && vr.HasLongExplicitLength;
