@@ -10,6 +10,7 @@ command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ||
 command -v Orthanc >/dev/null 2>&1 || need_pkgs+=(orthanc orthanc-dicomweb)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # headless browser tests (scan HTML report, viewer)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
