@@ -50,6 +50,13 @@ public sealed class DurabilityTests
         Assert.True(!Directory.Exists(staging) || Directory.GetFiles(staging).Length == 0, "staging not cleaned: " + string.Join(", ", Directory.GetFiles(staging)));
     }
 
+    /// <summary>Waits (up to 60 s) until the store holds at least <paramref name="count"/> files.</summary>
+    private static async Task WaitForStoredBlobsAsync(AegisServer s, int count)
+    {
+        var store = Path.Combine(s.Data, "store");
+        for (int i = 0; i < 600 && Directory.EnumerateFiles(store, "*", SearchOption.AllDirectories).Count() < count; i++) await Task.Delay(100);
+    }
+
     [Fact]
     public async Task Every_acknowledged_store_survives_kill_9()
     {
@@ -62,7 +69,10 @@ public sealed class DurabilityTests
             var study = Corpus.Read(files[0])!.StudyInstanceUid;
             var a = StoreInBackground(s, files.Where((_, i) => i % 2 == 0));
             var b = StoreInBackground(s, files.Where((_, i) => i % 2 == 1));
-            await Task.Delay(TimeSpan.FromSeconds(1.0 + Random.Shared.NextDouble() * 2.0));
+            // Kill at a random moment once stores are flowing: a fixed delay from the start is not enough on a loaded
+            // machine, where the two storescu processes may not have sent a single data set by then.
+            await WaitForStoredBlobsAsync(s, 10);
+            await Task.Delay(TimeSpan.FromSeconds(Random.Shared.NextDouble() * 1.5));
             s.Kill9();
             var logs = await Task.WhenAll(a, b);
             var acked = logs.SelectMany(r => Dcmtk.AcknowledgedFiles(r.Output, includeWarnings: false)).ToList();
@@ -86,7 +96,7 @@ public sealed class DurabilityTests
             var study = Corpus.Read(files[0])!.StudyInstanceUid;
             var store = StoreInBackground(s, files);
             // Wait until stores are flowing, then ask the server to stop.
-            for (int i = 0; i < 100 && Directory.EnumerateFiles(Path.Combine(s.Data, "store"), "*", SearchOption.AllDirectories).Count() < 10; i++) await Task.Delay(100);
+            await WaitForStoredBlobsAsync(s, 10);
             var exited = s.TerminateAsync();
             await exited.WaitAsync(TimeSpan.FromSeconds(30));
             Assert.Equal(0, s.Process.ExitCode);
