@@ -55,7 +55,33 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
         }
         // PS3.7 D.3.3.7.2: a positive response to a verified username/passcode or JWT carries no server token here.
         byte[]? identityResponse = request.UserIdentity is { PositiveResponseRequested: true } && decision.Principal.Kind == PrincipalKind.User ? [] : null;
-        return AssociationDecision.Accept(contexts, new DimsePrincipal(decision.Principal, allowed), identityResponse);
+        return AssociationDecision.Accept(contexts, new DimsePrincipal(decision.Principal, allowed), identityResponse,
+            extendedNegotiations: AnswerExtendedNegotiations(request, contexts));
+    }
+
+    /// <summary>
+    /// PS3.4 C.5.1.1 (Table C.5-1 / C.5-2): SOP class extended negotiation for the C-FIND models. Byte 1 relational
+    /// queries, byte 2 combined date-time range matching, byte 3 fuzzy semantic matching of person names, byte 4
+    /// timezone query adjustment. Each byte is answered 1 only when the requestor asked for it and the query engine
+    /// does it; timezone adjustment is not done. Only models whose context was accepted are answered; the answer has
+    /// as many bytes as the request (PS3.7 D.3.3.5: an absent sub-item means not supported).
+    /// </summary>
+    private static List<SopClassExtendedNegotiation> AnswerExtendedNegotiations(AssociationRequest request, List<PresentationContextDecision> contexts)
+    {
+        var answers = new List<SopClassExtendedNegotiation>();
+        foreach (var en in request.Pdu.UserInformation.ExtendedNegotiations)
+        {
+            if (en.SopClassUid is not (DicomUids.PatientRootQueryRetrieveInformationModelFind or DicomUids.StudyRootQueryRetrieveInformationModelFind)) continue;
+            bool accepted = request.PresentationContexts.Any(pc => pc.AbstractSyntax == en.SopClassUid
+                && contexts.Any(d => d.Id == pc.Id && d.Result == PresentationContextResult.Acceptance));
+            if (!accepted || en.ServiceClassApplicationInformation.Length == 0 || answers.Any(a => a.SopClassUid == en.SopClassUid)) continue;
+            var asked = en.ServiceClassApplicationInformation;
+            var info = new byte[Math.Min(asked.Length, 4)];
+            for (int i = 0; i < info.Length; i++)
+                info[i] = (byte)(asked[i] == 1 && i < 3 ? 1 : 0);
+            answers.Add(new SopClassExtendedNegotiation(en.SopClassUid, info));
+        }
+        return answers;
     }
 
     private static PresentationContextDecision DecideContext(PresentationContext pc, DimseServices allowed)

@@ -73,8 +73,14 @@ internal sealed class ArchiveDimseService(
         QueryRequest query;
         try
         {
-            query = QueryRequest.FromIdentifier(model, request.Identifier, relational: false) with
+            // PS3.4 C.5.1.1: the options the association negotiated for this model (none: hierarchical, separate
+            // date and time matching, literal person name matching).
+            var negotiated = association.Accepted?.UserInformation.ExtendedNegotiations
+                .FirstOrDefault(x => x.SopClassUid == request.AffectedSopClassUid)?.ServiceClassApplicationInformation ?? [];
+            query = QueryRequest.FromIdentifier(model, request.Identifier, relational: negotiated is [1, ..]) with
             {
+                CombinedDateTimeMatching = negotiated is [_, 1, ..],
+                FuzzyPersonNames = negotiated is [_, _, 1, ..],
                 Limit = options.Dicom.MaxQueryResults,
                 RetrieveAETitle = options.Dicom.AeTitle,
             };

@@ -154,6 +154,51 @@ public sealed class ServerOpsTests(ServerFixture fixture) : IClassFixture<Server
         Assert.True(association.FindPresentationContext(DicomUids.StorageCommitmentPushModel)!.RequestorIsScp);
     }
 
+    private static DicomDataset SeriesQuery(string seriesUid) => new DicomDataset()
+        .Set(DicomTags.QueryRetrieveLevel, DicomVR.CS, "SERIES")
+        .Set(DicomTags.SeriesInstanceUID, DicomVR.UI, seriesUid)
+        .Set(DicomTags.StudyInstanceUID, DicomVR.UI, "")
+        .Set(DicomTags.Modality, DicomVR.CS, "");
+
+    private Task<DicomClient> ConnectFindAsync(params SopClassExtendedNegotiation[] negotiations) =>
+        DicomClient.ConnectAsync("127.0.0.1", Server.DicomPort, new DicomClientOptions
+        {
+            CallingAE = "FINDONLY",
+            CalledAE = "AEGIS",
+            PresentationContexts = [new PresentationContextProposal(DicomUids.StudyRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed)],
+            ExtendedNegotiations = negotiations,
+        });
+
+    [Fact]
+    public async Task Relational_queries_are_negotiated_and_then_need_no_unique_keys_above_the_level()
+    {
+        var file = Mr[0];
+        await using (var store = await ConnectAsync("SCU1", [file])) Assert.True((await store.StoreFileAsync(file)).IsSuccess);
+        var ds = DicomReader.ReadFile(file, new DicomReaderOptions { StopBefore = DicomTags.PixelData }).Dataset;
+        string series = ds.GetString(DicomTags.SeriesInstanceUID)!, study = ds.GetString(DicomTags.StudyInstanceUID)!;
+
+        // PS3.4 C.5.1.1: relational, combined date-time and fuzzy PN asked; timezone adjustment asked but not done.
+        await using (var relational = await ConnectFindAsync(new SopClassExtendedNegotiation(DicomUids.StudyRootQueryRetrieveInformationModelFind, [1, 1, 1, 1])))
+        {
+            var answer = Assert.Single(relational.Association.Accepted!.UserInformation.ExtendedNegotiations);
+            Assert.Equal(DicomUids.StudyRootQueryRetrieveInformationModelFind, answer.SopClassUid);
+            Assert.Equal(new byte[] { 1, 1, 1, 0 }, answer.ServiceClassApplicationInformation);
+            var found = new List<DicomDataset>();
+            await foreach (var r in relational.FindAsync(DicomUids.StudyRootQueryRetrieveInformationModelFind, SeriesQuery(series))) found.Add(r);
+            var hit = Assert.Single(found);
+            Assert.Equal(study, hit.GetString(DicomTags.StudyInstanceUID));
+        }
+
+        // Not negotiated: PS3.4 C.4.1.2.2.1 hierarchical search needs the Study Instance UID, so the same query fails.
+        await using var hierarchical = await ConnectFindAsync();
+        Assert.Empty(hierarchical.Association.Accepted!.UserInformation.ExtendedNegotiations);
+        var ex = await Assert.ThrowsAsync<DimseStatusException>(async () =>
+        {
+            await foreach (var _ in hierarchical.FindAsync(DicomUids.StudyRootQueryRetrieveInformationModelFind, SeriesQuery(series))) { }
+        });
+        Assert.Equal(0xA900, ex.Status.Code);
+    }
+
     [Fact]
     public async Task Commitment_is_refused_to_an_AE_not_allowed_to_store()
     {
