@@ -109,6 +109,11 @@ internal sealed partial class DicomWebService
                 ctx.Response.ContentLength = blob.Length;
                 await blob.CopyToAsync(ctx.Response.Body, 256 * 1024, ct).ConfigureAwait(false);
             }
+            else if (await NativeTranscode.PrepareAsync(_stored, i, target, ct).ConfigureAwait(false) is { } streamed)
+            {
+                ctx.Response.ContentLength = streamed.Length;
+                await streamed.CopyToAsync(ctx.Response.Body, ct).ConfigureAwait(false);
+            }
             else
             {
                 var bytes = await TranscodeAsync(i, target, ct).ConfigureAwait(false);
