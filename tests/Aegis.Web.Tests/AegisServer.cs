@@ -172,7 +172,7 @@ public sealed class AegisServer : IAsyncLifetime
         await archive.Accounts.ShareStudyAsync(study, with);
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
