@@ -138,13 +138,14 @@ public sealed class StowMetadataTests(AegisServer server)
         var ds = Copy(native, study, 1);
         const string location = "https://example.invalid/bulk/pixels";
         // PS3.19 A.1 Native DICOM Model, one document per metadata part (PS3.18 10.5.1.2.2).
-        var xml = Aegis.Dicom.Xml.DicomXmlWriter.Serialize(ds, new Aegis.Dicom.Xml.DicomXmlWriterOptions
+        var xml = new MemoryStream(); // UTF-8, as its declaration says
+        Aegis.Dicom.Xml.DicomXmlWriter.Write(xml, ds, new Aegis.Dicom.Xml.DicomXmlWriterOptions
         {
             BulkDataUriFactory = ctx => ctx.Tag == DicomTags.PixelData && ctx.TagPath.Count == 1 ? location : null,
         });
         var content = new MultipartContent("related", "xml-" + Guid.NewGuid().ToString("N"));
         content.Headers.ContentType!.Parameters.Add(new NameValueHeaderValue("type", "\"application/dicom+xml\""));
-        var meta = new StringContent(xml, Encoding.UTF8);
+        var meta = new ByteArrayContent(xml.ToArray());
         meta.Headers.ContentType = new MediaTypeHeaderValue("application/dicom+xml");
         content.Add(meta);
         var pixels = new ByteArrayContent(PixelBytes(ds));
