@@ -60,6 +60,9 @@ public sealed class AegisServer : IAsyncLifetime
             await archive.Accounts.CreateUserAsync("research", Role.Researcher, Password);
             await archive.Accounts.CreateUserAsync("auditor", Role.Auditor, Password);
             await archive.Accounts.CreateUserAsync("modality", Role.Modality, Password);
+            // Only ever sent a wrong password: five failures lock an account (LockoutPolicy), which must not be one
+            // that later tests log in as.
+            await archive.Accounts.CreateUserAsync("lockout", Role.Radiologist, Password);
         }
         HttpPort = FreePort();
         string dll = Path.Combine(AppContext.BaseDirectory, "aegis.dll");
@@ -172,7 +175,7 @@ public sealed class AegisServer : IAsyncLifetime
         await archive.Accounts.ShareStudyAsync(study, with);
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

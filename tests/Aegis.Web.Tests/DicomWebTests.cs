@@ -381,7 +381,7 @@ public sealed class DicomWebTests(AegisServer server)
     {
         var s = Uncompressed("MR");
         using var anon = server.Client(null);
-        using var wrong = server.Client("rad", "not-the-password-at-all");
+        using var wrong = server.Client("lockout", "not-the-password-at-all"); // a radiologist's account, locked by this
         using var admin = server.Client("admin");
         using var auditor = server.Client("auditor");
         using var modality = server.Client("modality");

@@ -188,7 +188,7 @@ public static class Harnesses
         int nl = Array.IndexOf(data, (byte)'\n');
         if (nl < 0 || !MediaTypeHeaderValue.TryParse(Encoding.Latin1.GetString(data, 0, nl).TrimEnd('\r'), out var mediaType)) return;
         var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
-        if (string.IsNullOrEmpty(boundary) || boundary.Length > 70) return;
+        if (string.IsNullOrEmpty(boundary) || boundary.Length > 200) return; // as STOW-RS: longer than RFC 2046's 70, Orthanc sends 73
         var reader = new MultipartReader(boundary, new MemoryStream(data, nl + 1, data.Length - nl - 1, writable: false))
         {
             HeadersCountLimit = 16,

@@ -104,6 +104,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
             o.MaxQueryResults = options.Dicom.MaxQueryResults;
             o.RetrieveAETitle = options.Dicom.AeTitle;
             o.MaxStowRequestBytes = options.Http.MaxRequestBodyBytes;
+            o.SpoolDirectory = Path.Combine(data.Root, "stow-spool");
         });
         builder.Services.AddHostedService<DimseListenerService>();
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));

@@ -25,6 +25,10 @@ public sealed class DicomWebOptions
     public string? RetrieveAETitle { get; set; }
     /// <summary>Largest STOW-RS request body (bytes); each part streams into the store, nothing is buffered.</summary>
     public long MaxStowRequestBytes { get; set; } = 4L << 30;
+    /// <summary>Largest total of the metadata parts of one STOW-RS metadata and bulk data request (held in memory).</summary>
+    public long MaxStowMetadataBytes { get; set; } = 32L << 20;
+    /// <summary>Folder for STOW-RS bulk data spooled during a request (null: a private folder under the system's temp).</summary>
+    public string? SpoolDirectory { get; set; }
     /// <summary>Largest frame read into memory for rendering (bytes).</summary>
     public long MaxRenderFrameBytes { get; set; } = 512L << 20;
 }

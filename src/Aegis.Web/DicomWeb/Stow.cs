@@ -23,6 +23,7 @@ internal sealed partial class DicomWebService
     internal const ushort CannotUnderstand = 0xC000;
 
     private const int StudyPeekBytes = 256 * 1024;
+    private const int MaxBoundaryLength = 200;
 
     /// <summary>
     /// Who may store over STOW-RS: the Store permission (technologist, modality) and the radiologist (ReadAll), who
@@ -42,9 +43,12 @@ internal sealed partial class DicomWebService
         string? type = null, boundary = HeaderUtilities.RemoveQuotes(contentType.Boundary).Value;
         foreach (var p in contentType.Parameters)
             if (p.Name.Equals("type", StringComparison.OrdinalIgnoreCase)) type = HeaderUtilities.RemoveQuotes(p.Value).Value;
-        if (type is not null && !type.Equals("application/dicom", StringComparison.OrdinalIgnoreCase))
-            throw new WebException(415, $"STOW-RS parts of type {type} are not supported; send multipart/related; type=\"application/dicom\"");
-        if (string.IsNullOrEmpty(boundary) || boundary.Length > 70) throw new WebException(400, "the multipart/related body has no valid boundary (RFC 2046 5.1.1)");
+        bool metadataAndBulk = IsMetadataType(type);
+        if (type is not null && !metadataAndBulk && !type.Equals("application/dicom", StringComparison.OrdinalIgnoreCase))
+            throw new WebException(415, $"STOW-RS parts of type {type} are not supported; send multipart/related; type=\"application/dicom\" or type=\"application/dicom+json\"");
+        // RFC 2046 5.1.1 caps a boundary at 70 characters, but real clients exceed it (Orthanc's DICOMweb plugin sends
+        // two GUIDs joined by '-', 73 characters); a longer bound still keeps the delimiter search cheap.
+        if (string.IsNullOrEmpty(boundary) || boundary.Length > MaxBoundaryLength) throw new WebException(400, "the multipart/related body has no valid boundary (RFC 2046 5.1.1)");
         bool xml = PrefersXml(ctx.Request, allowSingleXml: true);
 
         var reader = new MultipartReader(boundary, ctx.Request.Body) { BodyLengthLimit = options.MaxStowRequestBytes, HeadersLengthLimit = 16 * 1024 };
@@ -56,7 +60,8 @@ internal sealed partial class DicomWebService
         try
         {
             MultipartSection? section;
-            while ((section = await reader.ReadNextSectionAsync(ct).ConfigureAwait(false)) is not null)
+            if (metadataAndBulk) parts = await StoreMetadataAndBulkDataAsync(reader, study, stored, failed, seriesOf, ct).ConfigureAwait(false);
+            else while ((section = await reader.ReadNextSectionAsync(ct).ConfigureAwait(false)) is not null)
             {
                 parts++;
                 var partType = section.ContentType;
@@ -173,6 +178,13 @@ internal sealed partial class DicomWebService
             failed.Add((sopClass ?? "", sop ?? "", full ? OutOfResources : ProcessingFailure, ex.GetType().Name));
             return;
         }
+        await RecordIngestAsync(result, study, peekSeries, stored, failed, seriesOf, part, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Adds an ingest outcome to the STOW-RS response lists (undoing a store that belongs to another study).</summary>
+    private async Task RecordIngestAsync(IngestResult result, string? study, string? peekSeries, List<IngestResult> stored,
+        List<(string, string, ushort, string)> failed, Dictionary<string, string> seriesOf, int part, CancellationToken ct)
+    {
         switch (result.Outcome)
         {
             case IngestOutcome.Stored or IngestOutcome.AlreadyStored or IngestOutcome.Replaced:
