@@ -390,8 +390,14 @@ public sealed class DicomWebTests(AegisServer server)
         {
             using (var r = await anon.GetAsync(route)) { Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode); Assert.True(r.Headers.WwwAuthenticate.Count > 0); }
             using (var r = await wrong.GetAsync(route)) Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
-            foreach (var who in new[] { admin, auditor, modality, research })
+            foreach (var who in new[] { admin, auditor, modality })
                 using (var r = await who.GetAsync(route)) Assert.True(r.StatusCode == HttpStatusCode.Forbidden, $"{route}: {r.StatusCode}");
+            // A researcher bound to no project (issue 8) sees nothing: original UIDs are unknown, searches are empty.
+            using (var r = await research.GetAsync(route))
+            {
+                var body = await r.Content.ReadAsStringAsync();
+                Assert.True(r.StatusCode == HttpStatusCode.NotFound || r.StatusCode == HttpStatusCode.OK && body.Trim() == "[]", $"{route}: {r.StatusCode} {body}");
+            }
         }
         using (var r = await anon.PostAsync("/dicomweb/studies", AegisServer.Multipart([[1, 2, 3]], out _))) Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
         foreach (var who in new[] { admin, auditor, research, server.Client("refer") })

@@ -158,10 +158,12 @@ public sealed class AuditEvent
         };
 
     /// <summary>A.5.3.3 DICOM Instances Accessed (viewed/rendered without leaving the archive, e.g. WADO rendered).</summary>
-    public static AuditEvent InstancesAccessed(AuditActor who, string? patientId, IReadOnlyCollection<string> studyUids, char actionCode, AuditOutcome outcome) =>
+    public static AuditEvent InstancesAccessed(AuditActor who, string? patientId, IReadOnlyCollection<string> studyUids, char actionCode, AuditOutcome outcome,
+        string? description = null) =>
         new()
         {
             Kind = nameof(InstancesAccessed), EventId = AuditCodes.DicomInstancesAccessed, ActionCode = actionCode, Outcome = outcome, Who = who,
+            OutcomeDescription = description,
             Participants = [(who, true, null)], Objects = StudyAndPatient(patientId, studyUids, null), PatientIds = Opt(patientId), StudyUids = [.. studyUids],
         };
 

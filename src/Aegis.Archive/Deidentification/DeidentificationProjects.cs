@@ -40,7 +40,12 @@ public sealed class DeidentificationProjects
               PRIMARY KEY (project, kind, pseudonym), UNIQUE (project, kind, original_key));
             CREATE INDEX deid_mappings_pseudonym ON deid_mappings (project, pseudonym);
             """),
+        new(2, "profile of a project's de-identified view (researcher role)",
+            "CREATE TABLE deid_profiles (name TEXT PRIMARY KEY, profile TEXT NOT NULL, updated TEXT NOT NULL);"),
     ];
+
+    /// <summary>The profile of a project's de-identified view when none was set.</summary>
+    public const string DefaultViewProfile = "basic";
 
     private readonly ArchiveDatabase _db;
     private readonly SecretProtector _protector;
@@ -209,6 +214,49 @@ public sealed class DeidentificationProjects
             result.Add(new ReidentificationEntry(kind, pseudonym.Trim(), original, first));
         }
         return result;
+    }
+
+    /// <summary>
+    /// Sets the profile researchers of the project see data through (DICOMweb, DIMSE). Retain UIDs is refused: the
+    /// view answers with pseudonymous UIDs and never accepts an original one, which that option would defeat.
+    /// </summary>
+    public async Task<string> SetViewProfileAsync(string project, string profile, CancellationToken ct = default)
+    {
+        ValidateName(project);
+        var options = DeidentificationOptions.Parse(profile);
+        if (options.RetainUIDs)
+            throw new ArgumentException("the Retain UIDs option is not available for a project's de-identified view: researchers would see original UIDs");
+        string canonical = ResearchExporter.Describe(options);
+        await using var c = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "INSERT INTO deid_profiles (name, profile, updated) VALUES (@n, @p, @t) ON CONFLICT (name) DO UPDATE SET profile = excluded.profile, updated = excluded.updated";
+        ArchiveDatabase.AddParameter(cmd, "@n", project);
+        ArchiveDatabase.AddParameter(cmd, "@p", canonical);
+        ArchiveDatabase.AddParameter(cmd, "@t", Now());
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        return canonical;
+    }
+
+    /// <summary>The profile of the project's de-identified view (<see cref="DefaultViewProfile"/> when none was set).</summary>
+    public async Task<string> GetViewProfileAsync(string project, CancellationToken ct = default)
+    {
+        await using var c = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT profile FROM deid_profiles WHERE name = @n";
+        ArchiveDatabase.AddParameter(cmd, "@n", project);
+        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) as string ?? DefaultViewProfile;
+    }
+
+    /// <summary>
+    /// The original UID a project issued <paramref name="pseudonym"/> for, or null: only a recorded pseudonym maps
+    /// back, so an original UID (or anything else) sent by a researcher finds nothing.
+    /// </summary>
+    public async Task<string?> OriginalUidAsync(string project, string pseudonym, CancellationToken ct = default)
+    {
+        if (string.IsNullOrEmpty(pseudonym) || pseudonym.Length > 64) return null;
+        foreach (var e in await LookupAsync(project, pseudonym, ct).ConfigureAwait(false))
+            if (e.Kind == PseudonymKind.Uid) return e.Original;
+        return null;
     }
 
     private string Now() => _time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);

@@ -86,7 +86,7 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
             throw new KeyNotFoundException($"not in the archive: study {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")}");
 
         // New pseudonyms never contain a patient ID of the archive, so a byte search of the export finds none by chance.
-        var archiveIds = await PatientIdentifiersAsync(ct).ConfigureAwait(false);
+        var archiveIds = await PatientIdentifiersAsync(index, ct).ConfigureAwait(false);
         var pseudonyms = await projects.OpenProviderAsync(project, archiveIds, ct).ConfigureAwait(false);
         var guard = new ArchiveIdentifierGuard(archiveIds);
         var deidentifier = new Deidentifier(options, pseudonyms, request.PixelRules);
@@ -173,7 +173,7 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
         return (deidentifier.Deidentify(file.Dataset), file.TransferSyntax);
     }
 
-    private static byte[] Serialize(DeidentificationResult result, TransferSyntax syntax)
+    internal static byte[] Serialize(DeidentificationResult result, TransferSyntax syntax)
     {
         var file = result.ToFile(syntax);
         using var ms = new MemoryStream();
@@ -183,7 +183,7 @@ public sealed class ResearchExporter(ArchiveIndex index, IBlobStore blobs, Audit
     }
 
     /// <summary>Patient IDs (4+ characters) and names (6+) of every patient in the archive.</summary>
-    private async Task<List<string>> PatientIdentifiersAsync(CancellationToken ct)
+    internal static async Task<List<string>> PatientIdentifiersAsync(ArchiveIndex index, CancellationToken ct)
     {
         var ids = new HashSet<string>(StringComparer.Ordinal);
         await using var c = await index.Database.OpenConnectionAsync(ct).ConfigureAwait(false);

@@ -81,6 +81,12 @@ public sealed class AccountStore
             CREATE TABLE accounts_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL);
             INSERT INTO accounts_version (id, version) VALUES (1, 0);
             """),
+        // Issue 8: a researcher reads only studies released to one of their de-identification projects.
+        new(2, "researcher projects and study releases",
+            """
+            CREATE TABLE user_projects (user_name TEXT NOT NULL, project TEXT NOT NULL, PRIMARY KEY (user_name, project));
+            CREATE TABLE project_releases (project TEXT NOT NULL, study_uid TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (project, study_uid));
+            """),
     ];
 
     private static readonly string DummyHash = PasswordHasher.Default.Hash("dummy password for timing equalisation");
@@ -209,6 +215,14 @@ public sealed class AccountStore
             cmd.CommandText = "DELETE FROM users WHERE name = @n";
             ArchiveDatabase.AddParameter(cmd, "@n", name);
             if (await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 0) throw new KeyNotFoundException($"no user '{name}'");
+        }
+        await using (var cmd = c.CreateCommand())
+        {
+            // A new account of the same name must not inherit the old one's research projects.
+            cmd.Transaction = tx;
+            cmd.CommandText = "DELETE FROM user_projects WHERE user_name = @n";
+            ArchiveDatabase.AddParameter(cmd, "@n", name);
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
         await BumpVersionAsync(c, tx, ct).ConfigureAwait(false);
         await tx.CommitAsync(ct).ConfigureAwait(false);
@@ -644,6 +658,100 @@ public sealed class AccountStore
         if (uid.Length is 0 or > 64 || !uid.All(ch => ch is '.' or (>= '0' and <= '9')) || uid.StartsWith('.') || uid.EndsWith('.') || uid.Contains("..", StringComparison.Ordinal))
             throw new ArgumentException($"invalid UID '{uid}' (PS3.5 9.1: digits and dots, at most 64 characters)", nameof(uid));
         return uid;
+    }
+
+    // ---- research projects (issue 8) ---------------------------------------------------------------------------
+
+    /// <summary>Binds a researcher account to a de-identification project (only researcher accounts are bound to projects).</summary>
+    public async Task AddUserProjectAsync(string user, string project, AuditActor? by = null, CancellationToken ct = default)
+    {
+        user = NormalizeName(user);
+        project = Deidentification.DeidentificationProjects.ValidateName(project);
+        var account = await GetAsync(user, ct).ConfigureAwait(false) ?? throw new KeyNotFoundException($"no user '{user}'");
+        if (account.Role != Role.Researcher)
+            throw new InvalidOperationException($"user '{user}' has role {Roles.ToName(account.Role)}: only researcher accounts are bound to projects (they see de-identified data only)");
+        await ExecuteAccessChangeAsync("INSERT INTO user_projects (user_name, project) VALUES (@a, @b) ON CONFLICT (user_name, project) DO NOTHING", user, project, ct).ConfigureAwait(false);
+        await AuditChangeAsync(by, AuditCodes.UserSecurityAttributesChanged, user, $"bound to de-identification project {project}", ct).ConfigureAwait(false);
+    }
+
+    public async Task RemoveUserProjectAsync(string user, string project, AuditActor? by = null, CancellationToken ct = default)
+    {
+        user = NormalizeName(user);
+        project = Deidentification.DeidentificationProjects.ValidateName(project);
+        await ExecuteAccessChangeAsync("DELETE FROM user_projects WHERE user_name = @a AND project = @b", user, project, ct).ConfigureAwait(false);
+        await AuditChangeAsync(by, AuditCodes.UserSecurityAttributesChanged, user, $"removed from de-identification project {project}", ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The projects of a researcher; empty for any other role (a binding left over from an earlier role grants nothing).</summary>
+    public async Task<IReadOnlyList<string>> GetUserProjectsAsync(string user, CancellationToken ct = default)
+    {
+        var account = await GetAsync(user, ct).ConfigureAwait(false);
+        if (account is null || account.Disabled || account.Role != Role.Researcher) return [];
+        return await ListAsync("SELECT project FROM user_projects WHERE user_name = @a ORDER BY project", account.Name, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Releases a study (original Study Instance UID) to a project: the project's researchers may then see it,
+    /// de-identified with the project's profile and pseudonyms. Nothing is released by default.
+    /// </summary>
+    public async Task ReleaseStudyAsync(string studyUid, string project, AuditActor? by = null, CancellationToken ct = default)
+    {
+        studyUid = ValidateUid(studyUid);
+        project = Deidentification.DeidentificationProjects.ValidateName(project);
+        await using var c = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await using (var cmd = c.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "INSERT INTO project_releases (project, study_uid, created) VALUES (@p, @s, @t) ON CONFLICT (project, study_uid) DO NOTHING";
+            ArchiveDatabase.AddParameter(cmd, "@p", project);
+            ArchiveDatabase.AddParameter(cmd, "@s", studyUid);
+            ArchiveDatabase.AddParameter(cmd, "@t", Iso(Now));
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        await BumpVersionAsync(c, tx, ct).ConfigureAwait(false);
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        await AuditChangeAsync(by, AuditCodes.ObjectSecurityAttributesChanged, "aegis:study/" + studyUid, $"released (de-identified) to project {project}", ct).ConfigureAwait(false);
+    }
+
+    public async Task WithdrawStudyAsync(string studyUid, string project, AuditActor? by = null, CancellationToken ct = default)
+    {
+        studyUid = ValidateUid(studyUid);
+        project = Deidentification.DeidentificationProjects.ValidateName(project);
+        await ExecuteAccessChangeAsync("DELETE FROM project_releases WHERE project = @b AND study_uid = @a", studyUid, project, ct).ConfigureAwait(false);
+        await AuditChangeAsync(by, AuditCodes.ObjectSecurityAttributesChanged, "aegis:study/" + studyUid, $"release to project {project} withdrawn", ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The original Study Instance UIDs released to a project.</summary>
+    public Task<IReadOnlyList<string>> GetReleasedStudiesAsync(string project, CancellationToken ct = default) =>
+        ListAsync("SELECT study_uid FROM project_releases WHERE project = @a ORDER BY study_uid", project, ct);
+
+    private async Task ExecuteAccessChangeAsync(string sql, string a, string b, CancellationToken ct)
+    {
+        await using var c = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await using (var cmd = c.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = sql;
+            ArchiveDatabase.AddParameter(cmd, "@a", a);
+            ArchiveDatabase.AddParameter(cmd, "@b", b);
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        await BumpVersionAsync(c, tx, ct).ConfigureAwait(false);
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+    }
+
+    private async Task<IReadOnlyList<string>> ListAsync(string sql, string a, CancellationToken ct)
+    {
+        await using var c = await _db.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        ArchiveDatabase.AddParameter(cmd, "@a", a);
+        var list = new List<string>();
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false)) list.Add(r.GetString(0));
+        return list;
     }
 
     // ---- version counter ---------------------------------------------------------------------------------------

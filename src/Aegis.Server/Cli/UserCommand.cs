@@ -17,6 +17,7 @@ internal static class UserCommand
         cmd.Subcommands.Add(Simple("delete", "Delete an account", (c, n) => c.Accounts.DeleteUserAsync(n, SecurityCli.Actor), "deleted"));
         cmd.Subcommands.Add(Passwd());
         cmd.Subcommands.Add(RoleCmd());
+        cmd.Subcommands.Add(ProjectCmd());
         return cmd;
     }
 
@@ -29,16 +30,21 @@ internal static class UserCommand
         var name = NameArg();
         var role = new Option<string>("--role") { Description = "admin, radiologist, technologist, referrer, researcher, auditor or modality", Required = true };
         var group = new Option<string[]>("--group") { Description = "Group membership (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var project = new Option<string[]>("--project") { Description = "De-identification project of a researcher (repeatable)", AllowMultipleArgumentsPerToken = false };
         var stdin = PasswordStdin();
         var data = SecurityCli.DataOption();
-        var cmd = new Command("add", "Create a user") { name, role, group, stdin, data };
+        var cmd = new Command("add", "Create a user") { name, role, group, project, stdin, data };
         cmd.SetAction(parse => SecurityCli.Run(parse, data, "user add", async (cli, output) =>
         {
             var r = Roles.Parse(parse.GetValue(role)!);
+            var projects = parse.GetValue(project) ?? [];
+            if (projects.Length > 0 && r != Role.Researcher) throw new ArgumentException("--project is for researcher accounts only");
+            foreach (var p in projects) Aegis.Archive.Deidentification.DeidentificationProjects.ValidateName(p);
             string? generated = null;
             var password = parse.GetValue(stdin) ? SecurityCli.ReadPasswordLine() : generated = AccountStore.GeneratePassword(24);
             var user = await cli.Accounts.CreateUserAsync(parse.GetValue(name)!, r, password, parse.GetValue(group) ?? [], SecurityCli.Actor);
-            output.WriteLine($"created user '{user.Name}' with role {Roles.ToName(user.Role)}");
+            foreach (var p in projects) await cli.Accounts.AddUserProjectAsync(user.Name, p, SecurityCli.Actor);
+            output.WriteLine($"created user '{user.Name}' with role {Roles.ToName(user.Role)}" + (projects.Length > 0 ? $", projects {string.Join(',', projects)}" : ""));
             if (generated is not null) output.WriteLine($"generated password (shown once, store it now): {generated}");
             return 0;
         }));
@@ -92,6 +98,32 @@ internal static class UserCommand
             await cli.Accounts.SetPasswordAsync(n, password, SecurityCli.Actor);
             output.WriteLine($"password of '{n}' changed");
             if (generated is not null) output.WriteLine($"generated password (shown once, store it now): {generated}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command ProjectCmd()
+    {
+        var name = NameArg();
+        var project = new Argument<string>("project") { Description = "De-identification project" };
+        var remove = new Option<bool>("--remove") { Description = "Unbind the researcher from the project" };
+        var data = SecurityCli.DataOption();
+        var cmd = new Command("project", "Bind a researcher to a de-identification project (or --remove); they then see the studies released to it, de-identified") { name, project, remove, data };
+        cmd.SetAction(parse => SecurityCli.Run(parse, data, "user project", async (cli, output) =>
+        {
+            var n = AccountStore.NormalizeName(parse.GetValue(name)!);
+            var p = parse.GetValue(project)!;
+            if (parse.GetValue(remove))
+            {
+                await cli.Accounts.RemoveUserProjectAsync(n, p, SecurityCli.Actor);
+                output.WriteLine($"user '{n}' removed from project {p}");
+            }
+            else
+            {
+                await cli.Accounts.AddUserProjectAsync(n, p, SecurityCli.Actor);
+                output.WriteLine($"user '{n}' bound to project {p}");
+            }
             return 0;
         }));
         return cmd;

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Aegis.Archive.Audit;
+using Aegis.Archive.Deidentification;
 using Aegis.Archive.Index;
 using Aegis.Archive.Ingest;
 using Aegis.Archive.Query;
@@ -29,6 +30,14 @@ internal sealed class ArchiveDimseService(
         principal = PrincipalOf(a);
         if (!principal.Allowed.HasFlag(service))
             throw new DimseStatusException(DimseStatus.NotAuthorized with { ErrorComment = $"{service} is not allowed for {principal.Principal.Name}" });
+    }
+
+    /// <summary>A researcher (issue 8) sees only studies released to their projects, de-identified; null for every other principal.</summary>
+    private async Task<ResearchSession?> ResearchOfAsync(DimsePrincipal principal, CancellationToken ct)
+    {
+        var p = principal.Principal;
+        if (p.Kind != PrincipalKind.User || p.Role is not { } role || !Roles.PermissionsOf(role).HasFlag(Permission.ReadDeidentified)) return null;
+        return await archive.Research.OpenAsync(p.Name, ct).ConfigureAwait(false);
     }
 
     public ValueTask<DimseStatus> OnCEchoAsync(DicomAssociation association, CEchoRequest request, CancellationToken ct)
@@ -91,6 +100,14 @@ internal sealed class ArchiveDimseService(
         }
         var actor = principal.Principal.ToAuditActor();
         var queryBytes = DimseDataSets.Write(request.Identifier, TransferSyntax.ExplicitVRLittleEndian);
+        var research = await ResearchOfAsync(principal, ct).ConfigureAwait(false);
+        if (research is not null)
+        {
+            archive.Audit.Post(AuditEvent.Query(actor, request.AffectedSopClassUid, queryBytes, AuditOutcome.Success, TransferSyntax.ExplicitVRLittleEndian.Uid,
+                research.Lenses.Count == 0 ? "de-identified view, no project" : "de-identified view, project " + research.ProjectNames));
+            await foreach (var r in FindDeidentifiedAsync(research, model, request.Identifier, ct).ConfigureAwait(false)) yield return r;
+            yield break;
+        }
         archive.Audit.Post(AuditEvent.Query(actor, request.AffectedSopClassUid, queryBytes, AuditOutcome.Success, TransferSyntax.ExplicitVRLittleEndian.Uid));
         var results = archive.Query.FindAsync(query, ct).ConfigureAwait(false);
         await using var e = results.GetAsyncEnumerator();
@@ -121,6 +138,55 @@ internal sealed class ArchiveDimseService(
         }
     }
 
+    /// <summary>
+    /// C-FIND for a researcher: per project, pseudonymous UIDs mapped back, only released studies, no matching on
+    /// original values, each response de-identified with the project's profile and pseudonyms (as `aegis export`).
+    /// </summary>
+    private async IAsyncEnumerable<CFindResult> FindDeidentifiedAsync(ResearchSession research, QueryInformationModel model, DicomDataset identifier,
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        try { ResearchSession.CheckMatchingKeys(identifier); }
+        catch (ResearchQueryException ex) { throw new DimseStatusException(new DimseStatus(0xC000, Truncate(ex.Message))); }
+        int sent = 0;
+        bool limited = false;
+        try
+        {
+            foreach (var lens in research.Lenses)
+            {
+                var translated = await research.TranslateQueryAsync(lens, identifier, ct).ConfigureAwait(false);
+                if (translated is null) continue;
+                QueryRequest query;
+                try
+                {
+                    query = QueryRequest.FromIdentifier(model, translated, relational: false) with { Limit = options.Dicom.MaxQueryResults, RetrieveAETitle = options.Dicom.AeTitle };
+                }
+                catch (QueryException ex)
+                {
+                    throw new DimseStatusException(new DimseStatus(ex.Status, Truncate(ex.Message)));
+                }
+                var found = new List<DicomDataset>();
+                try
+                {
+                    await foreach (var ds in archive.Query.FindAsync(query, ct).ConfigureAwait(false))
+                        if (await research.DeidentifyResultAsync(lens, ds, ct).ConfigureAwait(false) is { } clean) found.Add(clean);
+                }
+                catch (QueryLimitExceededException) { limited = true; }
+                catch (QueryException ex) { throw new DimseStatusException(new DimseStatus(ex.Status, Truncate(ex.Message))); }
+                foreach (var ds in found)
+                {
+                    if (sent++ >= options.Dicom.MaxQueryResults) { limited = true; break; }
+                    yield return CFindResult.Pending(ds);
+                }
+                if (limited) break;
+            }
+        }
+        finally
+        {
+            await research.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        if (limited) yield return new CFindResult(new DimseStatus(0xB000, $"more than {options.Dicom.MaxQueryResults} matches; narrow the query"), null);
+    }
+
     public IAsyncEnumerable<RetrieveProgress> OnCMoveAsync(DicomAssociation association, CMoveRequest request, CancellationToken ct)
     {
         Require(association, DimseServices.Move, out var principal);
@@ -136,10 +202,17 @@ internal sealed class ArchiveDimseService(
     private async IAsyncEnumerable<RetrieveProgress> RetrieveAsync(DicomAssociation association, DimsePrincipal principal, string sopClassUid,
         DicomDataset identifier, string? moveDestination, ushort messageId, [EnumeratorCancellation] CancellationToken ct)
     {
-        var instances = await InstanceSelection.ResolveAsync(archive.Index, sopClassUid, identifier, ct).ConfigureAwait(false);
+        var research = await ResearchOfAsync(principal, ct).ConfigureAwait(false);
+        var instances = await InstanceSelection.ResolveAsync(archive.Index, sopClassUid, identifier, ct, research).ConfigureAwait(false);
         var actor = principal.Principal.ToAuditActor();
         var studies = instances.Select(i => i.StudyInstanceUid).Distinct().ToArray();
         string? patient = instances.Select(i => i.PatientId).FirstOrDefault();
+        string? description = null;
+        if (research is not null)
+        {
+            // The audit trail names the originals (read by the privacy officer, as for `aegis export`) and the project.
+            (patient, studies, description) = research.AuditSubject(instances);
+        }
 
         await using var target = moveDestination is null
             ? RetrieveTarget.SameAssociation(association)
@@ -156,7 +229,7 @@ internal sealed class ArchiveDimseService(
             DimseStatus status;
             try
             {
-                status = await target.SendAsync(archive, instance, association.CallingAE, messageId, ct).ConfigureAwait(false);
+                status = await target.SendAsync(archive, instance, association.CallingAE, messageId, ct, research).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -172,7 +245,9 @@ internal sealed class ArchiveDimseService(
             }
             yield return RetrieveProgress.Pending((ushort)Math.Min(remaining, ushort.MaxValue), completed, failed, warning);
         }
-        archive.Audit.Post(AuditEvent.InstancesTransferred(actor, destinationActor, patient, studies, failed == 0 ? AuditOutcome.Success : AuditOutcome.MinorFailure));
+        if (research is not null) await research.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        archive.Audit.Post(AuditEvent.InstancesTransferred(actor, destinationActor, patient, studies, failed == 0 ? AuditOutcome.Success : AuditOutcome.MinorFailure,
+            description: description));
         archive.Metrics.Retrieved(completed);
         if (failed > 0)
         {

@@ -1,3 +1,4 @@
+using Aegis.Archive.Deidentification;
 using Aegis.Archive.Index;
 using Aegis.Archive.Ingest;
 using Aegis.Archive.Security;
@@ -14,7 +15,9 @@ namespace Aegis.Server.Dimse;
 /// <summary>Which stored instances a C-MOVE / C-GET identifier names (PS3.4 C.4.2.1.4: unique keys of the retrieve level).</summary>
 internal static class InstanceSelection
 {
-    public static async Task<IReadOnlyList<InstanceRecord>> ResolveAsync(ArchiveIndex index, string sopClassUid, DicomDataset identifier, CancellationToken ct)
+    /// <param name="research">A researcher's session: the keys are pseudonymous UIDs, the result pseudonymous records of released studies.</param>
+    public static async Task<IReadOnlyList<InstanceRecord>> ResolveAsync(ArchiveIndex index, string sopClassUid, DicomDataset identifier, CancellationToken ct,
+        ResearchSession? research = null)
     {
         if (!QueryRetrieveLevels.TryParse(identifier.GetString(DicomTags.QueryRetrieveLevel), out var level))
             throw new DimseStatusException(DimseStatus.IdentifierDoesNotMatchSopClass with { ErrorComment = "Query/Retrieve Level (0008,0052) missing or invalid" });
@@ -31,6 +34,14 @@ internal static class InstanceSelection
         var uids = identifier.GetStrings(key).Where(u => u.Length > 0).Distinct(StringComparer.Ordinal).ToArray();
         if (uids.Length == 0)
             throw new DimseStatusException(DimseStatus.IdentifierDoesNotMatchSopClass with { ErrorComment = $"the unique key {new DicomTag(key)} of level {level.ToDicom()} is missing" });
+        if (research is not null)
+        {
+            // A researcher names instances by pseudonymous UIDs only; Patient ID is not a pseudonymous UID.
+            if (level == QueryRetrieveLevel.Patient)
+                throw new DimseStatusException(DimseStatus.IdentifierDoesNotMatchSopClass with { ErrorComment = "researchers retrieve by study, series or instance UID" });
+            var found = await research.ResolveKeysAsync(level, uids, ct).ConfigureAwait(false);
+            return [.. found.Select(f => research.Pseudonymous(f.Lens, f.Original))];
+        }
         return await index.FindInstancesAsync(level, uids, ct).ConfigureAwait(false);
     }
 }
@@ -38,9 +49,13 @@ internal static class InstanceSelection
 /// <summary>Opens the data set of a stored instance: the blob is decrypted as it streams, the meta group skipped.</summary>
 internal static class StoredInstance
 {
-    public static async Task<(TransferSyntax Syntax, Stream DataSet, Stream Owner)> OpenAsync(ArchiveServices archive, InstanceRecord instance, CancellationToken ct)
+    /// <param name="research">A researcher's session: its pseudonymous records ("deid:" blobs) read as de-identified instances.</param>
+    public static async Task<(TransferSyntax Syntax, Stream DataSet, Stream Owner)> OpenAsync(ArchiveServices archive, InstanceRecord instance, CancellationToken ct,
+        ResearchSession? research = null)
     {
-        var blob = await archive.Blobs.OpenReadAsync(instance.BlobId, ct).ConfigureAwait(false);
+        var blob = instance.BlobId.StartsWith(ResearchSession.BlobPrefix, StringComparison.Ordinal)
+            ? await (research ?? throw new FileNotFoundException("a de-identified instance outside its session")).OpenAsync(instance.BlobId, ct).ConfigureAwait(false)
+            : await archive.Blobs.OpenReadAsync(instance.BlobId, ct).ConfigureAwait(false);
         try
         {
             var meta = await Part10Meta.ReadAsync(blob, ct).ConfigureAwait(false);
@@ -58,7 +73,8 @@ internal static class StoredInstance
 internal abstract class RetrieveTarget : IAsyncDisposable
 {
     public abstract string? RemoteAddress { get; }
-    public abstract Task<DimseStatus> SendAsync(ArchiveServices archive, InstanceRecord instance, string originatorAE, ushort messageId, CancellationToken ct);
+    public abstract Task<DimseStatus> SendAsync(ArchiveServices archive, InstanceRecord instance, string originatorAE, ushort messageId, CancellationToken ct,
+        ResearchSession? research = null);
     public virtual ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     public static RetrieveTarget SameAssociation(DicomAssociation association) => new GetTarget(association);
@@ -106,9 +122,10 @@ internal abstract class RetrieveTarget : IAsyncDisposable
     }
 
     /// <summary>Sends one stored instance on an association, re-encoding uncompressed data when the stored syntax was not accepted.</summary>
-    protected static async Task<DimseStatus> SendOnAsync(DicomAssociation association, ArchiveServices archive, InstanceRecord instance, string? originatorAE, ushort? messageId, CancellationToken ct)
+    protected static async Task<DimseStatus> SendOnAsync(DicomAssociation association, ArchiveServices archive, InstanceRecord instance, string? originatorAE, ushort? messageId,
+        CancellationToken ct, ResearchSession? research)
     {
-        var (syntax, dataSet, owner) = await StoredInstance.OpenAsync(archive, instance, ct).ConfigureAwait(false);
+        var (syntax, dataSet, owner) = await StoredInstance.OpenAsync(archive, instance, ct, research).ConfigureAwait(false);
         await using (owner)
         {
             if (association.FindPresentationContext(instance.SopClassUid, syntax.Uid) is { IsAccepted: true })
@@ -131,15 +148,17 @@ internal abstract class RetrieveTarget : IAsyncDisposable
     private sealed class GetTarget(DicomAssociation association) : RetrieveTarget
     {
         public override string? RemoteAddress => association.RemoteEndPoint?.Address.ToString();
-        public override Task<DimseStatus> SendAsync(ArchiveServices archive, InstanceRecord instance, string originatorAE, ushort messageId, CancellationToken ct) =>
-            SendOnAsync(association, archive, instance, null, null, ct);
+        public override Task<DimseStatus> SendAsync(ArchiveServices archive, InstanceRecord instance, string originatorAE, ushort messageId, CancellationToken ct,
+            ResearchSession? research = null) =>
+            SendOnAsync(association, archive, instance, null, null, ct, research);
     }
 
     private sealed class MoveTarget(DicomClient client, string host) : RetrieveTarget
     {
         public override string? RemoteAddress => host;
-        public override Task<DimseStatus> SendAsync(ArchiveServices archive, InstanceRecord instance, string originatorAE, ushort messageId, CancellationToken ct) =>
-            SendOnAsync(client.Association, archive, instance, originatorAE, messageId, ct);
+        public override Task<DimseStatus> SendAsync(ArchiveServices archive, InstanceRecord instance, string originatorAE, ushort messageId, CancellationToken ct,
+            ResearchSession? research = null) =>
+            SendOnAsync(client.Association, archive, instance, originatorAE, messageId, ct, research);
 
         public override async ValueTask DisposeAsync()
         {

@@ -86,6 +86,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         builder.Services.AddSingleton(archive.Accounts);
         builder.Services.AddSingleton(archive.Audit);
         builder.Services.AddSingleton(archive.AeRegistry);
+        builder.Services.AddSingleton(archive.Research);
         builder.Services.AddSingleton<ArchiveDimseService>();
         builder.Services.AddSingleton(archive.Index);
         builder.Services.AddSingleton(archive.Query);

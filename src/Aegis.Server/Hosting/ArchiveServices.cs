@@ -50,6 +50,12 @@ public sealed class ArchiveServices : IAsyncDisposable
     public X509Certificate2Collection? TrustedRoots { get; }
     public ArchiveMetrics Metrics { get; } = new();
 
+    private Aegis.Archive.Deidentification.ResearchView? _research;
+
+    /// <summary>The researcher role's de-identified view (issue 8); projects and mappings live in the index database, secrets under keys/secrets.key.</summary>
+    public Aegis.Archive.Deidentification.ResearchView Research => _research ??= new(Index, Blobs, Accounts,
+        new Aegis.Archive.Deidentification.DeidentificationProjects(Database, SecretProtector.OpenOrCreate(Path.Combine(Data.KeysDirectory, "secrets.key"))));
+
     /// <summary>
     /// Lets DIMSE user identity negotiation accept JWTs (PS3.7 D.3.3.7 type 5) through the web layer's validator
     /// (our OpenID Connect issuer and the configured external ones). Call before the DIMSE listeners start.

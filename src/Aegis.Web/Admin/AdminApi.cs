@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using Aegis.Archive.Audit;
+using Aegis.Archive.Deidentification;
 using Aegis.Archive.Security;
 using Aegis.Web.Auth;
 
@@ -24,6 +25,8 @@ public sealed record AeView(string Title, string Host, int? Port, string Allow, 
 public sealed record AddAeRequest(string Title, string Host, int? Port, string? Allow, string? TlsCertificateSha256, bool RequireTls);
 public sealed record ShareRequest(string With, DateTimeOffset? Expires);
 public sealed record LabelRequest(string Label);
+public sealed record ReleaseRequest(string Project);
+public sealed record ProjectProfileRequest(string Profile);
 public sealed record MeView(string Name, string Role, IReadOnlyList<string> Groups, IReadOnlyList<string> Permissions, string AuthenticationType);
 public sealed record AuditRecordView(long Sequence, DateTimeOffset Time, string Kind, string EventCode, string Outcome, string Who, string? Remote,
     IReadOnlyList<string> PatientIds, IReadOnlyList<string> StudyUids, string Xml);
@@ -74,6 +77,20 @@ public static class AdminApi
         users.MapPut("/{name}/password", (string name, SetPasswordRequest body, HttpContext ctx, AccountStore s) => Run(async () =>
             { await s.SetPasswordAsync(name, body.Password, By(ctx), ctx.RequestAborted); return Results.NoContent(); }))
             .WithName("ResetUserPassword").WithSummary("Reset a user's password (policy applies)");
+        // Issue 8: researchers see the studies released to their de-identification projects, de-identified.
+        users.MapGet("/{name}/projects", (string name, AccountStore s, CancellationToken ct) => Run(async () => Results.Ok(await s.GetUserProjectsAsync(name, ct))))
+            .WithName("ListUserProjects");
+        users.MapPut("/{name}/projects/{project}", (string name, string project, HttpContext ctx, AccountStore s) => Run(async () =>
+            { await s.AddUserProjectAsync(name, project, By(ctx), ctx.RequestAborted); return Results.NoContent(); }))
+            .WithName("AddUserProject").WithSummary("Bind a researcher to a de-identification project");
+        users.MapDelete("/{name}/projects/{project}", (string name, string project, HttpContext ctx, AccountStore s) => Run(async () =>
+            { await s.RemoveUserProjectAsync(name, project, By(ctx), ctx.RequestAborted); return Results.NoContent(); })).WithName("RemoveUserProject");
+        api.MapPut("/projects/{project}/profile", (string project, ProjectProfileRequest body, HttpContext ctx) => Run(async () =>
+            {
+                var view = ctx.RequestServices.GetService<ResearchView>() ?? throw new InvalidOperationException("the de-identified view is not configured");
+                return Results.Ok(new ProjectProfileRequest(await view.Projects.SetViewProfileAsync(project, body.Profile, ctx.RequestAborted)));
+            }))
+            .RequireAuthorization(AegisPolicies.Admin).WithName("SetProjectProfile").WithSummary("Set the profile a project's researchers see data through");
 
         var aes = api.MapGroup("/aes").RequireAuthorization(AegisPolicies.Admin);
         aes.MapGet("/", async (AeRegistry r, CancellationToken ct) => (await r.ListAsync(ct)).Select(AeView.From).ToList()).WithName("ListAes");
@@ -97,6 +114,11 @@ public static class AdminApi
             .WithName("ShareStudy").WithSummary("Share a study with a user or group, optionally until a date");
         studies.MapDelete("/shares/{grantee}", (string uid, string grantee, HttpContext ctx, AccountStore s) => Run(async () =>
             { await s.UnshareStudyAsync(uid, grantee, By(ctx), ctx.RequestAborted); return Results.NoContent(); })).WithName("UnshareStudy");
+        studies.MapPost("/releases", (string uid, ReleaseRequest body, HttpContext ctx, AccountStore s) => Run(async () =>
+            { await s.ReleaseStudyAsync(uid, body.Project, By(ctx), ctx.RequestAborted); return Results.NoContent(); }))
+            .WithName("ReleaseStudy").WithSummary("Release a study to a de-identification project (its researchers see it de-identified)");
+        studies.MapDelete("/releases/{project}", (string uid, string project, HttpContext ctx, AccountStore s) => Run(async () =>
+            { await s.WithdrawStudyAsync(uid, project, By(ctx), ctx.RequestAborted); return Results.NoContent(); })).WithName("WithdrawStudy");
         studies.MapGet("/labels", (string uid, AccountStore s, CancellationToken ct) => Run(async () => Results.Ok(await s.GetStudyLabelsAsync(uid, ct))))
             .WithName("ListStudyLabels");
         studies.MapPost("/labels", (string uid, LabelRequest body, HttpContext ctx, AccountStore s) => Run(async () =>

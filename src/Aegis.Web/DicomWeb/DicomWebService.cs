@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Unicode;
 using Aegis.Archive.Audit;
+using Aegis.Archive.Deidentification;
 using Aegis.Archive.Index;
 using Aegis.Archive.Ingest;
 using Aegis.Archive.Query;
@@ -42,30 +43,38 @@ internal sealed partial class DicomWebService(
     ArchiveIndex index,
     QueryEngine query,
     InstanceIngestor ingestor,
-    IBlobStore blobs,
+    IBlobStore storeBlobs,
     AuditTrail audit,
     AccountStore accounts,
     DicomWebOptions options,
-    ILogger<DicomWebService> log)
+    ILogger<DicomWebService> log,
+    ResearchView? research = null)
 {
     public const string Root = "/dicomweb";
-    private readonly StoredInstances _stored = new(blobs);
+    // Every read goes through this: "deid:" blobs of a researcher's request are de-identified instances.
+    private readonly IBlobStore blobs = new ResearchBlobs(storeBlobs);
+    private readonly StoredInstances _stored = new(new ResearchBlobs(storeBlobs));
+    private const string ResearchKey = "aegis.research";
 
     internal static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.Create(UnicodeRanges.All) };
 
     // ------------------------------------------------------------------ access
 
     /// <summary>
-    /// Image access by role (issue 5): ReadAll reads every study, ReadShared the shared ones. The researcher's
-    /// de-identified view is not served over DICOMweb yet, so identifiable data is refused (403).
+    /// Image access by role (issue 5): ReadAll reads every study, ReadShared the shared ones, ReadDeidentified
+    /// (researcher, issue 8) the studies released to the user's projects, de-identified (see <see cref="ResearchView"/>).
     /// </summary>
     private static void RequireImageAccess(ClaimsPrincipal user)
     {
-        if (user.Has(Permission.ReadAll) || user.Has(Permission.ReadShared)) return;
-        if (user.Has(Permission.ReadDeidentified))
-            throw new WebException(403, "this role reads de-identified data only, which DICOMweb does not serve yet");
+        if (user.Has(Permission.ReadAll) || user.Has(Permission.ReadShared) || user.Has(Permission.ReadDeidentified)) return;
         throw new WebException(403, "this role has no image access");
     }
+
+    private static bool IsResearcher(ClaimsPrincipal user) =>
+        user.Has(Permission.ReadDeidentified) && !user.Has(Permission.ReadAll) && !user.Has(Permission.ReadShared);
+
+    /// <summary>The researcher's session of this request (null for every other role).</summary>
+    private static ResearchSession? Research(HttpContext ctx) => ctx.Items[ResearchKey] as ResearchSession;
 
     private async Task<bool> CanReadStudyAsync(ClaimsPrincipal user, string studyUid, CancellationToken ct)
     {
@@ -79,6 +88,7 @@ internal sealed partial class DicomWebService(
     {
         var ct = ctx.RequestAborted;
         RequireImageAccess(ctx.User);
+        if (Research(ctx) is { } rs) return await ResolveResearchAsync(rs, study, series, instance, ct).ConfigureAwait(false);
         IReadOnlyList<InstanceRecord> found;
         if (instance is not null)
         {
@@ -93,11 +103,55 @@ internal sealed partial class DicomWebService(
         return list;
     }
 
+    /// <summary>
+    /// A researcher's path: the UIDs are pseudonyms of one of the user's projects, mapped back through the project's
+    /// recorded mapping only (an original UID maps to nothing: 404), within the studies released to that project.
+    /// Instances the de-identifier would refuse (burned-in annotation) are left out of a study or series, and
+    /// asked for alone they are refused (403) before any byte is sent. The records returned carry the pseudonymous
+    /// UIDs and a "deid:" blob that reads as the de-identified instance.
+    /// </summary>
+    private async Task<IReadOnlyList<InstanceRecord>> ResolveResearchAsync(ResearchSession rs, string study, string? series, string? instance, CancellationToken ct)
+    {
+        var (lens, originals) = await rs.ResolveAsync(study, series, instance, ct).ConfigureAwait(false);
+        if (lens is null || originals.Count == 0)
+            throw new WebException(404, instance is not null ? "no such instance" : series is not null ? "no such series" : "no such study");
+        var result = new List<InstanceRecord>(originals.Count);
+        string? refusal = null;
+        foreach (var o in originals)
+        {
+            var h = await _stored.GetHeaderAsync(o, ct).ConfigureAwait(false);
+            if (lens.PreflightRefusal(h.Header, h.PixelData is not null) is { } why) { refusal = why; continue; }
+            result.Add(rs.Pseudonymous(lens, o));
+        }
+        if (result.Count == 0) throw new WebException(403, "refused by the de-identifier: " + refusal);
+        return result;
+    }
+
     private static AuditActor Actor(HttpContext ctx) => ctx.User.ToAuditActor(ctx.Connection.RemoteIpAddress?.ToString());
 
-    private void AuditAccess(HttpContext ctx, IReadOnlyList<InstanceRecord> instances, char action = 'R', AuditOutcome outcome = AuditOutcome.Success) =>
-        audit.Post(AuditEvent.InstancesAccessed(Actor(ctx), instances.Select(i => i.PatientId).FirstOrDefault(),
-            instances.Select(i => i.StudyInstanceUid).Distinct().ToArray(), action, outcome));
+    /// <summary>
+    /// Patient and studies an audit event names. For a researcher these are the ORIGINALS behind the pseudonymous
+    /// records (the audit trail is inside the archive, read by the privacy officer, as for `aegis export`), and the
+    /// description names the project and that the data was de-identified.
+    /// </summary>
+    private static (string? Patient, string[] Studies, string? Description) AuditSubject(HttpContext ctx, IReadOnlyList<InstanceRecord> instances)
+    {
+        if (Research(ctx) is { } rs) return rs.AuditSubject(instances);
+        return (instances.Select(i => i.PatientId).FirstOrDefault(), instances.Select(i => i.StudyInstanceUid).Distinct().ToArray(), null);
+    }
+
+    private void AuditAccess(HttpContext ctx, IReadOnlyList<InstanceRecord> instances, char action = 'R', AuditOutcome outcome = AuditOutcome.Success)
+    {
+        var (patient, studies, description) = AuditSubject(ctx, instances);
+        audit.Post(AuditEvent.InstancesAccessed(Actor(ctx), patient, studies, action, outcome, description));
+    }
+
+    private void AuditTransferred(HttpContext ctx, IReadOnlyList<InstanceRecord> instances, AuditOutcome outcome)
+    {
+        var actor = Actor(ctx);
+        var (patient, studies, description) = AuditSubject(ctx, instances);
+        audit.Post(AuditEvent.InstancesTransferred(actor, actor, patient, studies, outcome, description: description));
+    }
 
     // ------------------------------------------------------------------ URLs
 
@@ -121,13 +175,30 @@ internal sealed partial class DicomWebService(
     /// <summary>Runs a handler, turning <see cref="WebException"/> and known failures into status codes with messages.</summary>
     internal async Task RunAsync(HttpContext ctx, Func<Task> handler)
     {
+        ResearchSession? session = null;
         try
         {
+            if (IsResearcher(ctx.User))
+            {
+                if (research is null) throw new WebException(403, "the de-identified view is not available");
+                session = await research.OpenAsync(ctx.User.UserName(), ctx.RequestAborted).ConfigureAwait(false);
+                ctx.Items[ResearchKey] = session;
+                // Flows into the handler: the blob store reads "deid:" blobs through this session only.
+                ResearchBlobs.Current = session;
+            }
             await handler().ConfigureAwait(false);
         }
         catch (WebException ex)
         {
             await WriteErrorAsync(ctx, ex.Status, ex.Message).ConfigureAwait(false);
+        }
+        catch (ResearchQueryException ex)
+        {
+            await WriteErrorAsync(ctx, 400, ex.Message).ConfigureAwait(false);
+        }
+        catch (DeidentificationRefusedException ex)
+        {
+            await WriteErrorAsync(ctx, 403, "refused by the de-identifier: " + ex.Reason).ConfigureAwait(false);
         }
         catch (QueryLimitExceededException ex)
         {
@@ -145,6 +216,11 @@ internal sealed partial class DicomWebService(
         {
             log.LogWarning("DICOMweb {Path} failed: {Error}", ctx.Request.Path, PhiScrubber.Scrub(ex.Message));
             await WriteErrorAsync(ctx, 500, "the stored instance could not be read").ConfigureAwait(false);
+        }
+        finally
+        {
+            // Pseudonyms shown in this response are recorded, so the researcher can come back by them.
+            if (session is not null) await session.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         }
     }
 

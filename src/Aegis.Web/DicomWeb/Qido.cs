@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Aegis.Archive.Audit;
+using Aegis.Archive.Deidentification;
 using Aegis.Archive.Index;
 using Aegis.Archive.Query;
 using Aegis.Archive.Security;
@@ -123,42 +124,73 @@ internal sealed partial class DicomWebService
             else if (path.Length > 1 && !identifier.Contains(path[0])) identifier.Add(new DicomSequence(path[0]));
         }
 
-        // Per-study access: a referrer's query is narrowed to the studies shared with them.
-        if (!ctx.User.Has(Permission.ReadAll))
-        {
-            var shared = await accounts.GetSharedStudiesAsync(ctx.User.UserName(), ct).ConfigureAwait(false);
-            var asked = identifier.GetString(DicomTags.StudyInstanceUID) is { Length: > 0 } s ? s.Split('\\', StringSplitOptions.TrimEntries) : null;
-            var allowed = asked is null ? shared.ToArray() : asked.Intersect(shared, StringComparer.Ordinal).ToArray();
-            if (allowed.Length == 0)
-            {
-                PostQueryAudit(ctx, level);
-                await WriteQueryResultAsync(ctx, [], xml, false).ConfigureAwait(false);
-                return;
-            }
-            identifier.Set(DicomTags.StudyInstanceUID, DicomVR.UI, allowed);
-        }
-
-        var request = new QueryRequest
-        {
-            InformationModel = QueryInformationModel.StudyRoot,
-            Level = level,
-            Identifier = identifier,
-            Relational = true,
-            FuzzyPersonNames = fuzzy,
-            Limit = limit,
-            Offset = offset,
-            RetrieveAETitle = options.RetrieveAETitle,
-        };
         var results = new List<DicomDataset>();
         bool truncated = false;
-        PostQueryAudit(ctx, level);
-        try
+        if (Research(ctx) is { } rs)
         {
-            await foreach (var ds in query.FindAsync(request, ct).ConfigureAwait(false)) results.Add(ds);
+            // Researcher (issue 8): per project, pseudonymous UIDs mapped back, only released studies, results
+            // de-identified with the project's profile and pseudonyms; no matching on original values.
+            ResearchSession.CheckMatchingKeys(identifier);
+            PostQueryAudit(ctx, level, rs.Lenses.Count == 0 ? "no project" : "de-identified view, project " + rs.ProjectNames);
+            foreach (var lens in rs.Lenses)
+            {
+                var translated = await rs.TranslateQueryAsync(lens, identifier, ct).ConfigureAwait(false);
+                if (translated is null) continue;
+                var projectRequest = new QueryRequest
+                {
+                    InformationModel = QueryInformationModel.StudyRoot, Level = level, Identifier = translated, Relational = true,
+                    Limit = (int)Math.Min((long)limit + offset, options.MaxQueryResults), Offset = 0, RetrieveAETitle = options.RetrieveAETitle,
+                };
+                try
+                {
+                    await foreach (var ds in query.FindAsync(projectRequest, ct).ConfigureAwait(false))
+                        if (await rs.DeidentifyResultAsync(lens, ds, ct).ConfigureAwait(false) is { } clean) results.Add(clean);
+                }
+                catch (QueryLimitExceededException)
+                {
+                    truncated = true;
+                }
+            }
+            if (results.Count > limit + offset) truncated = true;
+            results = [.. results.Skip(offset).Take(limit)];
         }
-        catch (QueryLimitExceededException)
+        else
         {
-            truncated = true;
+            // Per-study access: a referrer's query is narrowed to the studies shared with them.
+            if (!ctx.User.Has(Permission.ReadAll))
+            {
+                var shared = await accounts.GetSharedStudiesAsync(ctx.User.UserName(), ct).ConfigureAwait(false);
+                var asked = identifier.GetString(DicomTags.StudyInstanceUID) is { Length: > 0 } s ? s.Split('\\', StringSplitOptions.TrimEntries) : null;
+                var allowed = asked is null ? shared.ToArray() : asked.Intersect(shared, StringComparer.Ordinal).ToArray();
+                if (allowed.Length == 0)
+                {
+                    PostQueryAudit(ctx, level);
+                    await WriteQueryResultAsync(ctx, [], xml, false).ConfigureAwait(false);
+                    return;
+                }
+                identifier.Set(DicomTags.StudyInstanceUID, DicomVR.UI, allowed);
+            }
+
+            var request = new QueryRequest
+            {
+                InformationModel = QueryInformationModel.StudyRoot,
+                Level = level,
+                Identifier = identifier,
+                Relational = true,
+                FuzzyPersonNames = fuzzy,
+                Limit = limit,
+                Offset = offset,
+                RetrieveAETitle = options.RetrieveAETitle,
+            };
+            PostQueryAudit(ctx, level);
+            try
+            {
+                await foreach (var ds in query.FindAsync(request, ct).ConfigureAwait(false)) results.Add(ds);
+            }
+            catch (QueryLimitExceededException)
+            {
+                truncated = true;
+            }
         }
         string b = BaseUrl(ctx.Request);
         foreach (var ds in results)
@@ -177,11 +209,11 @@ internal sealed partial class DicomWebService
         await WriteQueryResultAsync(ctx, results, xml, truncated).ConfigureAwait(false);
     });
 
-    private void PostQueryAudit(HttpContext ctx, QueryRetrieveLevel level)
+    private void PostQueryAudit(HttpContext ctx, QueryRetrieveLevel level, string? view = null)
     {
         var text = Encoding.UTF8.GetBytes(ctx.Request.Path + ctx.Request.QueryString);
         audit.Post(AuditEvent.Query(Actor(ctx), DicomUids.StudyRootQueryRetrieveInformationModelFind, text, AuditOutcome.Success,
-            description: $"QIDO-RS {level.ToDicom()}"));
+            description: view is null ? $"QIDO-RS {level.ToDicom()}" : $"QIDO-RS {level.ToDicom()}, {view}"));
     }
 
     private static async Task WriteQueryResultAsync(HttpContext ctx, List<DicomDataset> results, bool xml, bool truncated)

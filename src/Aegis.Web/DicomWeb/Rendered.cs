@@ -100,7 +100,6 @@ internal sealed partial class DicomWebService
             string? wanted = q["transferSyntax"].ToString() is { Length: > 0 } ts ? ts : AsStored;
             var target = ChooseSyntax(stored, [wanted])
                 ?? throw new WebException(406, $"the instance is stored as {stored.Name} and cannot be converted to {wanted}");
-            var actor = Actor(ctx);
             ctx.Response.StatusCode = 200;
             ctx.Response.ContentType = "application/dicom";
             if (target.Uid == stored.Uid)
@@ -120,7 +119,7 @@ internal sealed partial class DicomWebService
                 ctx.Response.ContentLength = bytes.Length;
                 await ctx.Response.Body.WriteAsync(bytes, ct).ConfigureAwait(false);
             }
-            audit.Post(AuditEvent.InstancesTransferred(actor, actor, i.PatientId, [i.StudyInstanceUid], AuditOutcome.Success));
+            AuditTransferred(ctx, [i], AuditOutcome.Success);
             return;
         }
         var inv = System.Globalization.CultureInfo.InvariantCulture;

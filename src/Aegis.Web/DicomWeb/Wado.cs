@@ -76,9 +76,7 @@ internal sealed partial class DicomWebService
         }
         finally
         {
-            var actor = Actor(ctx);
-            audit.Post(AuditEvent.InstancesTransferred(actor, actor, instances[0].PatientId, instances.Select(x => x.StudyInstanceUid).Distinct().ToArray(),
-                sent == plan.Count ? AuditOutcome.Success : AuditOutcome.MinorFailure));
+            AuditTransferred(ctx, instances, sent == plan.Count ? AuditOutcome.Success : AuditOutcome.MinorFailure);
         }
     });
 
