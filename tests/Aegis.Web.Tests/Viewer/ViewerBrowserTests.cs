@@ -16,6 +16,7 @@ namespace Aegis.Web.Tests.Viewer;
 /// screenshots stay in TestResults/viewer-e2e/ at the repository root. scripts/test.sh installs Chromium, the
 /// viewer and the node packages; when one is missing this test fails and says which.
 /// </summary>
+[Collection(BrowserCollection.Name)]
 public sealed class ViewerBrowserTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const int Slices = 8;
@@ -102,6 +103,10 @@ public sealed class ViewerBrowserTests(ITestOutputHelper output) : IAsyncLifetim
         var result = JsonDocument.Parse(line[7..]).RootElement.Clone();
         output.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
         Assert.True(result.GetProperty("ok").GetBoolean(), "browser run failed: " + result);
+        // Every DICOMweb and OpenID Connect request the viewer made succeeded.
+        var failed = result.GetProperty("httpErrors").EnumerateArray().Select(e => e.GetString()!)
+            .Where(e => e.Contains("/dicomweb", StringComparison.Ordinal) || e.Contains("/oauth", StringComparison.Ordinal)).ToList();
+        Assert.True(failed.Count == 0, "failed requests: " + string.Join("; ", failed));
         return result;
     }
 
@@ -236,4 +241,14 @@ public sealed class ViewerBrowserTests(ITestOutputHelper output) : IAsyncLifetim
         if (!Directory.Exists(Path.Combine(E2eDirectory(), "node_modules", "playwright-core")))
             throw new InvalidOperationException($"playwright-core is missing: (cd {E2eDirectory()} && npm ci) (scripts/test.sh does this)");
     }
+}
+
+/// <summary>
+/// The browser tests run alone, after the parallel ones: Chromium decoding and rendering in software takes the
+/// CPU that other tests' servers need for their own timeouts on a 2-core machine.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class BrowserCollection
+{
+    public const string Name = "headless browser";
 }
