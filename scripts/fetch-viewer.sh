@@ -27,9 +27,16 @@ dist="$work/package/dist"
 sed -i -e 's#window.PUBLIC_URL="/"#window.PUBLIC_URL="/viewer/"#g' \
        -e 's#href="/#href="/viewer/#g' -e 's#src="/#src="/viewer/#g' \
        -e 's#<script[^>]*init-service-worker.js"></script>##g' "$dist/index.html"
+# Every webpack runtime carries the public path: the app's, and those of the web workers (histogram, compute,
+# polySeg, interpolation, the image decoders) that load their own chunks; the stylesheets name fonts from the root.
 bundle="$(ls "$dist"/app.bundle.*.js | head -n 1)"
-sed -i 's#__webpack_require__.p = "/";#__webpack_require__.p = "/viewer/";#' "$bundle"
+grep -lF '__webpack_require__.p = "/";' "$dist"/*.js | xargs -r sed -i 's#__webpack_require__.p = "/";#__webpack_require__.p = "/viewer/";#'
 grep -q '__webpack_require__.p = "/viewer/";' "$bundle" || { echo "fetch-viewer: could not rebase the webpack public path in $bundle" >&2; exit 1; }
+! grep -lF '__webpack_require__.p = "/";' "$dist"/*.js || { echo "fetch-viewer: a webpack runtime above is still rooted at /" >&2; exit 1; }
+sed -i 's#url(/#url(/viewer/#g' "$dist"/*.css
+# The web app manifest is fetched without cookies unless asked to send them; without, it gets the login page.
+sed -i 's#<link rel="manifest" href=#<link rel="manifest" crossorigin="use-credentials" href=#' "$dist/index.html"
+[ -f "$dist/manifest.json" ] && sed -i 's#"/assets/#"/viewer/assets/#g' "$dist/manifest.json"
 grep -q 'window.PUBLIC_URL="/viewer/"' "$dist/index.html" || { echo "fetch-viewer: could not rebase index.html" >&2; exit 1; }
 # silent-refresh.html loads a script from a CDN; the viewer renews with refresh tokens instead, and the CSP forbids other hosts.
 sed -i 's#<script src="https://[^"]*"></script>##g' "$dist/silent-refresh.html"

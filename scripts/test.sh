@@ -10,13 +10,18 @@ command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ||
 command -v Orthanc >/dev/null 2>&1 || need_pkgs+=(orthanc orthanc-dicomweb)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
-[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # headless browser tests (scan HTML report, viewer)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # headless browser tests: scan HTML report, viewer e2e (playwright-core)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
+# Viewer e2e (tests/Aegis.Web.Tests/Viewer/ViewerBrowserTests.cs): its node package and the OHIF build, (re)fetched
+# when missing or prepared by an older fetch-viewer.sh.
+[ -d tests/Aegis.Web.Tests/Viewer/e2e/node_modules/playwright-core ] || (cd tests/Aegis.Web.Tests/Viewer/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+grep -qs 'crossorigin="use-credentials"' .cache/ohif-viewer/index.html || scripts/fetch-viewer.sh .cache/ohif-viewer
 export TCP_NODELAY=1   # DCMTK peers otherwise stall on delayed ACKs
 
 dotnet build Aegis.slnx -c Release -nologo -v q

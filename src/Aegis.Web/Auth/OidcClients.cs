@@ -37,8 +37,9 @@ public sealed class OidcClients
     public OidcClients(OidcOptions options)
     {
         // The OHIF viewer served at /viewer (routerBasename /viewer): OHIF builds its redirect URIs as
-        // origin + "/viewer" + "/callback" | "/silent-refresh.html", and returns to "/viewer/" after logout.
-        Add(new OidcClient(ViewerClientId, null, ["/viewer/callback", "/viewer/silent-refresh.html"], ["/viewer/", "/viewer"],
+        // origin + "/viewer" + "/callback" | "/silent-refresh.html"; after logout it returns to our login page
+        // (see ViewerEndpoints.AppConfig for why not "/viewer/", still accepted).
+        Add(new OidcClient(ViewerClientId, null, ["/viewer/callback", "/viewer/silent-refresh.html"], ["/login", "/viewer/", "/viewer"],
             new HashSet<string> { "authorization_code", "refresh_token" }, null));
         // Scripts and tools: resource-owner password grant (with a TOTP code when enrolled) and refresh.
         Add(new OidcClient(CliClientId, null, [], [], new HashSet<string> { "password", "refresh_token" }, null));

@@ -104,7 +104,12 @@ public static class ViewerEndpoints
         sb.Append("  oidc: [{\n");
         sb.Append("    authority: ").Append(J(issuer)).Append(",\n");
         sb.Append("    client_id: ").Append(J(OidcClients.ViewerClientId)).Append(",\n");
-        sb.Append("    redirect_uri: '/callback',\n    silent_redirect_uri: '/silent-refresh.html',\n    post_logout_redirect_uri: '/',\n");
+        // OHIF also mounts a route at the path of post_logout_redirect_uri (its sign-out callback). The default '/'
+        // becomes /viewer/, i.e. router path "/viewer" under the basename -- exactly the viewer mode's route, so
+        // opening a study ran the sign-out callback and looped (viewer??StudyInstanceUIDs=...). An absolute URL
+        // outside the viewer avoids that; after signing out the browser lands on our login page.
+        sb.Append("    redirect_uri: '/callback',\n    silent_redirect_uri: '/silent-refresh.html',\n");
+        sb.Append("    post_logout_redirect_uri: ").Append(J(origin + "/login")).Append(",\n");
         sb.Append("    response_type: 'code',\n    scope: 'openid profile',\n    automaticSilentRenew: true,\n    revokeAccessTokenOnSignout: true,\n");
         sb.Append("  }],\n};\n");
         return sb.ToString();

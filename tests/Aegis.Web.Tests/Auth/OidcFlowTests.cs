@@ -242,9 +242,12 @@ public sealed class OidcFlowTests(ServerFixture fixture) : IClassFixture<ServerF
         await Server.CreateUserAsync("rad5", Role.Radiologist);
         using var b = new Browser(Server);
         await b.LoginAndGetCodeAsync("rad5");
-        using var r = await b.Http.GetAsync("/logout?post_logout_redirect_uri=" + Uri.EscapeDataString(Server.Origin + "/viewer/") + "&state=s1");
+        // The viewer's app-config sends the login page as post_logout_redirect_uri.
+        using var r = await b.Http.GetAsync("/logout?post_logout_redirect_uri=" + Uri.EscapeDataString(Server.Origin + "/login") + "&state=s1");
         Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
-        Assert.Equal(Server.Origin + "/viewer/?state=s1", r.Headers.Location!.ToString());
+        Assert.Equal(Server.Origin + "/login?state=s1", r.Headers.Location!.ToString());
+        using var loginPage = await b.Http.GetAsync(r.Headers.Location);
+        Assert.Equal(HttpStatusCode.OK, loginPage.StatusCode);
         using var again = await b.Http.GetAsync(b.AuthorizeUrl());
         Assert.StartsWith("/login", again.Headers.Location!.ToString());
         using var evil = await b.Http.GetAsync("/logout?post_logout_redirect_uri=" + Uri.EscapeDataString("https://evil.example/"));

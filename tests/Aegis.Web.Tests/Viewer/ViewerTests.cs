@@ -82,6 +82,9 @@ public sealed class ViewerTests : IAsyncLifetime
         Assert.Contains("client_id: \"ohif\"", config);
         Assert.Contains("response_type: 'code'", config);
         Assert.Contains("routerBasename: '/viewer'", config);
+        // Not under /viewer/: OHIF mounts its sign-out callback at that path, and /viewer/ would shadow the viewer mode.
+        Assert.Contains($"post_logout_redirect_uri: \"{_server.Origin}/login\"", config);
+        Assert.DoesNotContain("post_logout_redirect_uri: '/'", config);
 
         // The redirect URIs OHIF derives from that config (origin + routerBasename + '/callback') are the registered ones.
         var code = await browser.FollowAuthorizeAsync(browser.AuthorizeUrl());
