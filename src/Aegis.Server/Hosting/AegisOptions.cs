@@ -30,6 +30,12 @@ public sealed class DicomOptions
     public int MaxAssociationsPerAddress { get; set; } = 32;
     /// <summary>Largest PDU we accept (PS3.8 D.1 maximum length we announce).</summary>
     public int MaxPduLength { get; set; } = 1 << 20;
+    /// <summary>Largest A-ASSOCIATE-RQ PDU read (user information, extended negotiation); a larger one is aborted.</summary>
+    public int MaxAssociatePduLength { get; set; } = 128 * 1024;
+    /// <summary>Largest DIMSE command set (PS3.7 E.1).</summary>
+    public int MaxCommandLength { get; set; } = 64 * 1024;
+    /// <summary>Largest data set held in memory: C-FIND/C-MOVE/C-GET identifiers, N-ACTION information (C-STORE data sets stream to disk).</summary>
+    public int MaxBufferedDataSetLength { get; set; } = 16 * 1024 * 1024;
     public int AssociationTimeoutSeconds { get; set; } = 30;
     public int DimseTimeoutSeconds { get; set; } = 120;
     public int IdleTimeoutSeconds { get; set; } = 300;
