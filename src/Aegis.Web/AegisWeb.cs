@@ -122,10 +122,45 @@ public static class AegisWeb
     public static WebApplication UseAegisWeb(this WebApplication app)
     {
         var options = app.Services.GetRequiredService<AegisWebOptions>();
+        app.Use((ctx, next) => DecodeRequestBodyAsync(ctx, next, options.RequestDecompression));
         if (options.CorsOrigins.Length > 0) app.UseCors();
         app.UseAuthentication();
         app.UseAuthorization();
         return app;
+    }
+
+    /// <summary>
+    /// RFC 9110 8.4: a request body may carry a content coding. gzip, deflate and br are decoded as the endpoint reads,
+    /// bounded by <see cref="Aegis.Dicom.IO.DecompressionLimits"/> (a 10 MB bomb must not inflate to 10 GB: past the
+    /// absolute size or the ratio the read fails and the request ends with 413); any other coding, or several stacked,
+    /// is refused with 415 (RFC 9110 15.5.16).
+    /// </summary>
+    private static async Task DecodeRequestBodyAsync(HttpContext ctx, Func<Task> next, Aegis.Dicom.IO.DecompressionLimits limits)
+    {
+        string coding = ctx.Request.Headers.ContentEncoding.ToString().Trim();
+        if (coding.Length > 0 && !coding.Equals("identity", StringComparison.OrdinalIgnoreCase))
+        {
+            if (coding.Contains(',', StringComparison.Ordinal) || coding.ToLowerInvariant() is not ("gzip" or "x-gzip" or "deflate" or "br"))
+            {
+                ctx.Response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
+                ctx.Response.Headers.AcceptEncoding = "gzip, deflate, br";
+                await ctx.Response.WriteAsync($"content coding '{coding}' is not supported; use gzip, deflate, br or none\n").ConfigureAwait(false);
+                return;
+            }
+            ctx.Request.Body = limits.Decompress(ctx.Request.Body, coding);
+            ctx.Request.Headers.ContentEncoding = default;
+            ctx.Request.ContentLength = null;
+        }
+        try
+        {
+            await next().ConfigureAwait(false);
+        }
+        catch (Aegis.Dicom.IO.DecompressionLimitExceededException ex) when (!ctx.Response.HasStarted)
+        {
+            ctx.Response.Clear();
+            ctx.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            await ctx.Response.WriteAsync(ex.Message + "\n").ConfigureAwait(false);
+        }
     }
 
     /// <summary>Maps the identity endpoints (OIDC provider, login page), the admin API with /openapi, and the viewer.</summary>

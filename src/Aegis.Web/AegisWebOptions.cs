@@ -15,6 +15,8 @@ public sealed class AegisWebOptions
     /// <summary>The HTTPS port, used to recognise our own issuer on DIMSE when <see cref="OidcOptions.Issuer"/> is not set.</summary>
     public int HttpPort { get; set; } = 8443;
     public OidcOptions Oidc { get; set; } = new();
+    /// <summary>Bounds on decoding request bodies sent with Content-Encoding gzip, deflate or br (decompression bombs).</summary>
+    public Aegis.Dicom.IO.DecompressionLimits RequestDecompression { get; set; } = Aegis.Dicom.IO.DecompressionLimits.Default;
 }
 
 public sealed class OidcOptions

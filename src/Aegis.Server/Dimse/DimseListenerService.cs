@@ -26,6 +26,9 @@ internal sealed class DimseListenerService(
         var network = new DicomNetworkOptions
         {
             MaxPduLength = (uint)options.Dicom.MaxPduLength,
+            MaxAssociatePduLength = (uint)Math.Max(1024, options.Dicom.MaxAssociatePduLength),
+            MaxCommandLength = Math.Max(1024, options.Dicom.MaxCommandLength),
+            MaxBufferedDataSetLength = Math.Max(64 * 1024, options.Dicom.MaxBufferedDataSetLength),
             ArtimTimeout = TimeSpan.FromSeconds(options.Dicom.AssociationTimeoutSeconds),
             DimseTimeout = TimeSpan.FromSeconds(options.Dicom.DimseTimeoutSeconds),
             IdleTimeout = TimeSpan.FromSeconds(options.Dicom.IdleTimeoutSeconds),

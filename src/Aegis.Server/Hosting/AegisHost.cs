@@ -99,6 +99,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
             CorsOrigins = options.Http.CorsOrigins,
             HttpPort = options.Http.Port,
             Oidc = options.Oidc,
+            RequestDecompression = new Aegis.Dicom.IO.DecompressionLimits { MaxDecompressedBytes = options.Http.MaxDecompressedBodyBytes, MaxRatio = Math.Max(1, options.Http.MaxDecompressionRatio) },
         });
         builder.Services.AddDicomWeb(o =>
         {
@@ -118,7 +119,13 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = options.Http.MaxRequestBodyBytes;
-            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(15); // slowloris
+            // Slowloris and slow POST: headers must arrive within the timeout, bodies faster than the minimum rate, and the
+            // number of open connections is bounded (docs/security.md lists these settings).
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(Math.Max(1, options.Http.RequestHeadersTimeoutSeconds));
+            k.Limits.MinRequestBodyDataRate = options.Http.MinRequestBodyBytesPerSecond > 0
+                ? new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(options.Http.MinRequestBodyBytesPerSecond, TimeSpan.FromSeconds(Math.Max(1, options.Http.MinRequestBodyGraceSeconds)))
+                : null;
+            k.Limits.MaxConcurrentConnections = options.Http.MaxConcurrentConnections > 0 ? options.Http.MaxConcurrentConnections : null;
             k.Listen(System.Net.IPAddress.Parse(options.Http.BindAddress), options.Http.Port, l =>
             {
                 l.UseHttps(new HttpsConnectionAdapterOptions
@@ -126,6 +133,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
                     ServerCertificate = certificate,
                     SslProtocols = TlsPolicy.Protocols,
                     ClientCertificateMode = ClientCertificateMode.NoCertificate,
+                    HandshakeTimeout = TimeSpan.FromSeconds(Math.Max(1, options.Http.TlsHandshakeTimeoutSeconds)),
                     OnAuthenticate = (_, ssl) => ssl.CipherSuitesPolicy = TlsPolicy.CipherSuites,
                 });
             });

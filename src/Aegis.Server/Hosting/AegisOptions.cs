@@ -30,6 +30,12 @@ public sealed class DicomOptions
     public int MaxAssociationsPerAddress { get; set; } = 32;
     /// <summary>Largest PDU we accept (PS3.8 D.1 maximum length we announce).</summary>
     public int MaxPduLength { get; set; } = 1 << 20;
+    /// <summary>Largest A-ASSOCIATE-RQ PDU read (user information, extended negotiation); a larger one is aborted.</summary>
+    public int MaxAssociatePduLength { get; set; } = 128 * 1024;
+    /// <summary>Largest DIMSE command set (PS3.7 E.1).</summary>
+    public int MaxCommandLength { get; set; } = 64 * 1024;
+    /// <summary>Largest data set held in memory: C-FIND/C-MOVE/C-GET identifiers, N-ACTION information (C-STORE data sets stream to disk).</summary>
+    public int MaxBufferedDataSetLength { get; set; } = 16 * 1024 * 1024;
     public int AssociationTimeoutSeconds { get; set; } = 30;
     public int DimseTimeoutSeconds { get; set; } = 120;
     public int IdleTimeoutSeconds { get; set; } = 300;
@@ -51,6 +57,18 @@ public sealed class HttpOptions
     /// <summary>Origins allowed by CORS; empty means CORS is off.</summary>
     public string[] CorsOrigins { get; set; } = [];
     public long MaxRequestBodyBytes { get; set; } = 4L << 30;
+    /// <summary>Request bodies sent with Content-Encoding gzip/deflate/br: largest decoded size, and largest ratio of decoded to sent bytes (after the first MiB).</summary>
+    public long MaxDecompressedBodyBytes { get; set; } = 4L << 30;
+    public int MaxDecompressionRatio { get; set; } = 200;
+    /// <summary>Time a client has to send all request headers (slowloris); Kestrel's RequestHeadersTimeout.</summary>
+    public int RequestHeadersTimeoutSeconds { get; set; } = 15;
+    /// <summary>Slowest request body accepted after the grace period (slow POST); Kestrel's MinRequestBodyDataRate. 0 turns it off.</summary>
+    public int MinRequestBodyBytesPerSecond { get; set; } = 240;
+    public int MinRequestBodyGraceSeconds { get; set; } = 5;
+    /// <summary>Open HTTPS connections at once; more are closed on accept (Kestrel's MaxConcurrentConnections). 0 = no limit.</summary>
+    public int MaxConcurrentConnections { get; set; } = 1000;
+    /// <summary>Time a client has to finish the TLS handshake.</summary>
+    public int TlsHandshakeTimeoutSeconds { get; set; } = 10;
     /// <summary>The unpacked OHIF build served at /viewer (scripts/fetch-viewer.sh); empty = DIR/viewer.</summary>
     public string ViewerDirectory { get; set; } = "";
 }

@@ -87,6 +87,13 @@ internal static class FrameLocator
         {
             if (g.FrameBits % 8 != 0) throw new WebException(406, "frames of bit-packed (1 bit) pixel data do not start on byte boundaries");
             long size = g.FrameBits / 8;
+            // The checks of PixelDataValidator on the stored element (its value is never loaded for this): a hostile file
+            // may declare 65535 x 65535 x 2^31 frames over a few bytes. PS3.5 8.1.1: native pixel data holds every frame
+            // back to back, so a declared geometry larger than the value is refused before any frame is read.
+            if (g.NumberOfFrames > Aegis.Dicom.Imaging.PixelDataValidator.MaxFrames)
+                throw new WebException(422, $"pixel data: Number of Frames {g.NumberOfFrames} is more than {Aegis.Dicom.Imaging.PixelDataValidator.MaxFrames}");
+            if (px.Length < size * g.NumberOfFrames)
+                throw new WebException(422, $"pixel data: {g.Rows} x {g.Columns} x {g.SamplesPerPixel} samples x {g.BitsAllocated} bits x {g.NumberOfFrames} frames needs {size * g.NumberOfFrames} bytes but Pixel Data holds {px.Length}");
             int available = (int)Math.Min(g.NumberOfFrames, size == 0 ? 0 : px.Length / size);
             var result = new IReadOnlyList<(long, long)>[available];
             for (int i = 0; i < available; i++) result[i] = [(px.ValueOffset + i * size, size)];

@@ -78,7 +78,12 @@ internal sealed partial class DicomWebService
             // A malformed body or one over the limit: what was stored stays stored and is reported.
             log.LogWarning("STOW-RS body unreadable after {Parts} parts: {Error}", parts, ex.Message);
             if (stored.Count == 0 && failed.Count == 0)
-                throw new WebException(ex.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) ? 413 : 400, "the multipart/related body cannot be read: " + ex.Message);
+                throw new WebException(ex switch
+                {
+                    DecompressionLimitExceededException => 413,
+                    BadHttpRequestException bad => bad.StatusCode, // Kestrel: 413 over the body limit, 408 under the minimum data rate
+                    _ => ex.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) ? 413 : 400,
+                }, "the multipart/related body cannot be read: " + ex.Message);
             failed.Add(("", "", CannotUnderstand, "the request body ended in the middle of a part"));
         }
         if (parts == 0) throw new WebException(400, "the request holds no parts");
@@ -171,7 +176,7 @@ internal sealed partial class DicomWebService
         {
             result = await ingestor.IngestPart10Async(input, null, ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException && ex is IOException or UnauthorizedAccessException or Aegis.Archive.Index.IndexException or InvalidOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException && ex is not DecompressionLimitExceededException && ex is IOException or UnauthorizedAccessException or Aegis.Archive.Index.IndexException or InvalidOperationException)
         {
             // Never acknowledged: the client keeps its copy and may retry.
             bool full = ex is IOException io && (io.HResult & 0xFFFF) is 28 or 112; // ENOSPC / ERROR_DISK_FULL

@@ -15,6 +15,8 @@ public sealed class AegisServer : IAsyncDisposable
     private Process? _process;
     private readonly StringBuilder _log = new();
 
+    private readonly Dictionary<string, string> _environment = new(StringComparer.Ordinal);
+
     private AegisServer(string data) => Data = data;
 
     public string Data { get; }
@@ -42,9 +44,11 @@ public sealed class AegisServer : IAsyncDisposable
         throw new DirectoryNotFoundException("Aegis.slnx not found above " + AppContext.BaseDirectory);
     }
 
-    public static async Task<AegisServer> StartAsync(string? data = null)
+    /// <param name="environment">Extra settings for `aegis serve` only, in the environment convention (Aegis__Dicom__IdleTimeoutSeconds=5).</param>
+    public static async Task<AegisServer> StartAsync(string? data = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var s = new AegisServer(data ?? Directory.CreateTempSubdirectory("aegis-interop-").FullName);
+        if (environment is not null) foreach (var (k, v) in environment) s._environment[k] = v;
         await s.StartProcessAsync(newPorts: true);
         return s;
     }
@@ -62,6 +66,7 @@ public sealed class AegisServer : IAsyncDisposable
         }
         var psi = Psi("serve", "--data", Data, $"--Aegis:Dicom:Port={Port}", $"--Aegis:Dicom:TlsPort={TlsPort}", $"--Aegis:Http:Port={HttpPort}");
         psi.Environment["AEGIS_ADMIN_PASSWORD"] = AdminPassword;
+        foreach (var (k, v) in _environment) psi.Environment[k] = v;
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
