@@ -204,7 +204,7 @@ public sealed class AuditEvent
         return new()
         {
             Kind = nameof(Reidentification), EventId = AuditCodes.PatientRecord, ActionCode = 'R', Outcome = outcome, OutcomeDescription = description,
-            Who = who, Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            Who = who, Participants = RequestorAndApplication(who),
             Objects = [.. objects], PatientIds = Opt(patientId),
         };
     }
@@ -232,7 +232,7 @@ public sealed class AuditEvent
         {
             Kind = nameof(UserAuthentication), EventId = AuditCodes.UserAuthentication, EventType = login ? AuditCodes.Login : AuditCodes.Logout,
             ActionCode = 'E', Outcome = outcome, OutcomeDescription = description, Who = who,
-            Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            Participants = RequestorAndApplication(who),
         };
 
     /// <summary>
@@ -253,7 +253,7 @@ public sealed class AuditEvent
         new()
         {
             Kind = nameof(SecurityAlert), EventId = AuditCodes.SecurityAlert, EventType = alertType, ActionCode = 'E', Outcome = outcome,
-            OutcomeDescription = description, Who = who, Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            OutcomeDescription = description, Who = who, Participants = RequestorAndApplication(who),
             Objects = subject is null ? [] : [new AuditObject(subject, 2, 13, AuditCodes.Uri)],
         };
 
@@ -278,7 +278,7 @@ public sealed class AuditEvent
         new()
         {
             Kind = nameof(ConfigurationChange), EventId = AuditCodes.SecurityAlert, EventType = changeType, ActionCode = 'E', Outcome = outcome,
-            OutcomeDescription = description, Who = who, Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            OutcomeDescription = description, Who = who, Participants = RequestorAndApplication(who),
             Objects = [new AuditObject(subject, 2, 13, AuditCodes.Uri)],
         };
 
@@ -292,6 +292,13 @@ public sealed class AuditEvent
         };
 
     private static string[] Opt(string? s) => string.IsNullOrEmpty(s) ? [] : [s];
+
+    /// <summary>
+    /// The requestor and this archive as the application; when the archive itself is the requestor (bootstrap,
+    /// housekeeping) it is listed once, as the requesting application, rather than twice.
+    /// </summary>
+    private static (AuditActor, bool, AuditCode?)[] RequestorAndApplication(AuditActor who) =>
+        who.IsLocal ? [(AuditActor.Local, true, AuditCodes.Application)] : [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)];
 
     private static AuditObject[] StudyAndPatient(string? patientId, IEnumerable<string> studyUids, IReadOnlyDictionary<string, int>? sopClassCounts)
     {

@@ -55,12 +55,12 @@ public sealed class AuditWorkloadTests
                 Assert.Fail($"step '{name}': expected\n  {string.Join("\n  ", expected)}\ngot\n  {string.Join("\n  ", canon)}");
         }
 
-        // Two instances of one study and patient, made from one uncompressed sample with our own identifiers.
+        // Three instances of one study and patient, made from one uncompressed sample with our own identifiers.
         var sample = Corpus.Files.First(f => f.TransferSyntaxUid == "1.2.840.10008.1.2.1" && f.Modality is "CT" or "MR" && new FileInfo(f.Path).Length < 600_000);
         string study = NewUid(), series = NewUid();
-        string[] sops = [NewUid(), NewUid()];
+        string[] sops = [NewUid(), NewUid(), NewUid()];
         var files = new List<string>();
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
         {
             var p = Path.Combine(work, $"i{i}.dcm");
             File.Copy(sample.Path, p);
@@ -74,7 +74,7 @@ public sealed class AuditWorkloadTests
         // ---- start -----------------------------------------------------------------------------------------------
         // The bootstrap administrator (created before the archive announces itself), then Application Start.
         await Step("start", () => Task.CompletedTask,
-            $"110113 type=110137 act=E out=0 | AEGIS alt=AETITLES=AEGIS name=- req=true nap={host} roles=[] ; {Aegis(false, "110150")} | 2/13/12(RFC-3881):aegis:user/admin name=aegis:user/admin",
+            $"110113 type=110137 act=E out=0 | {Aegis(true, "110150")} | 2/13/12(RFC-3881):aegis:user/admin name=aegis:user/admin",
             $"110100 type=110120 act=E out=0 | {Aegis(false, "110150")} |");
 
         // ---- administration over the CLI (Security Alert, configuration change types of CID 401) ---------------------
@@ -97,6 +97,10 @@ public sealed class AuditWorkloadTests
             $"110113 type=110137 act=E out=0 | {os} alt=- name=- req=true nap=localhost roles=[] ; {Aegis(false, "110150")} | 2/13/12(RFC-3881):aegis:user/rad name=aegis:user/rad",
             $"110113 type=110137 act=E out=0 | {os} alt=- name=- req=true nap=localhost roles=[] ; {Aegis(false, "110150")} | 2/13/12(RFC-3881):aegis:user/tech name=aegis:user/tech");
 
+        string Login(string user, int outcome) => $"110114 type=110122 act=E out={outcome} | {user} alt=- name={user} req=true nap=127.0.0.1 roles=[] ; {Aegis(false, "110150")} |";
+        string studyObj = $"2/3/110180(DCM):{study} name={study}";
+        string patientObj = $"1/1/2(RFC-3881):{Pid} name={Pid}";
+
         // ---- associations ------------------------------------------------------------------------------------------
         string Rejected(string who) => $"110113 type=110126 act=E out=4 | {who} req=true nap=127.0.0.1 roles=[] ; {Aegis(false, "110150")}";
         // C-ECHO on an accepted association: nothing to audit (PS3.15 A.5.3 defines no message for verification).
@@ -107,13 +111,16 @@ public sealed class AuditWorkloadTests
             Rejected("GOODSCU alt=AETITLES=GOODSCU name=-") + " | 2/13/110182(DCM):dicom:NOTAEGIS name=dicom:NOTAEGIS");
         await Step("user identity with a wrong password over TLS", async () =>
             Assert.Equal(0, Dcmtk.CountSuccessResponses((await Scu.StoreAsync(s, "STRANGER", [files[0]], tls: true, extra: ["-usr", "rad", "-pwd", "x" + RadPassword, "-rsp"])).Output)),
-            $"110114 type=110122 act=E out=4 | rad alt=- name=rad req=true nap=127.0.0.1 roles=[] ; {Aegis(false, "110150")} |",
+            Login("rad", 4),
             Rejected("rad alt=AETITLES=STRANGER name=rad") + " | 2/13/110182(DCM):dicom:AEGIS name=dicom:AEGIS");
+        // PS3.7 D.3.3.7 user identity with the right password over TLS: a login, then the store names the user on its AE.
+        await Step("user identity with the right password over TLS, C-STORE", async () =>
+            Assert.Equal(1, Dcmtk.CountSuccessResponses((await Scu.StoreAsync(s, "STRANGER", [files[2]], tls: true, extra: ["-usr", "tech", "-pwd", TechPassword, "-rsp"])).Output)),
+            Login("tech", 0),
+            $"110104 type=- act=C out=0 | tech alt=AETITLES=STRANGER name=tech req=true nap=127.0.0.1 roles=[110153] ; {Aegis(false, "110152")} | {studyObj} sop={sopClass}x1 ; {patientObj}");
 
         // ---- DIMSE services ------------------------------------------------------------------------------------------
         string good = "GOODSCU alt=AETITLES=GOODSCU name=- req=true nap=127.0.0.1";
-        string studyObj = $"2/3/110180(DCM):{study} name={study}";
-        string patientObj = $"1/1/2(RFC-3881):{Pid} name={Pid}";
         await Step("C-STORE", async () => Assert.Equal(1, Dcmtk.CountSuccessResponses((await Scu.StoreAsync(s, "GOODSCU", [files[0]])).Output)),
             $"110104 type=- act=C out=0 | {good} roles=[110153] ; {Aegis(false, "110152")} | {studyObj} sop={sopClass}x1 ; {patientObj}");
         await Step("C-FIND", async () => Assert.NotNull((await Scu.FindAsync(s, "GOODSCU", "-S", ["QueryRetrieveLevel=STUDY", $"StudyInstanceUID={study}"])).Responses),
@@ -134,7 +141,6 @@ public sealed class AuditWorkloadTests
         // ---- web logins: token endpoint (OpenID Connect password grant) and HTTP Basic ----------------------------------
         using var http = new HttpClient(new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true })
         { BaseAddress = new Uri($"https://127.0.0.1:{s.HttpPort}") };
-        string Login(string user, int outcome) => $"110114 type=110122 act=E out={outcome} | {user} alt=- name={user} req=true nap=127.0.0.1 roles=[] ; {Aegis(false, "110150")} |";
         string? radToken = null, techToken = null, adminToken = null;
         await Step("token: wrong password", async () => Assert.Null(await TokenAsync(http, "rad", "x" + RadPassword)), Login("rad", 4));
         await Step("token: right passwords", async () =>
@@ -201,10 +207,24 @@ public sealed class AuditWorkloadTests
             Assert.Equal(HttpStatusCode.OK, (await Get(http, "/api/audit?limit=5", auditor)).StatusCode);
         }, Login("auditor1", 0), $"110101 type=- act=R out=0 | {User("auditor1")} | 2/13/12(RFC-3881):aegis:audit name=Security Audit Log");
 
+        await Step("audit verify over the CLI", () => s.CliOkAsync("audit", "verify"),
+            $"110101 type=- act=R out=0 | {os} alt=- name=- req=true nap=localhost roles=[] | 2/13/12(RFC-3881):aegis:audit name=Security Audit Log");
+        await Step("stop", () => s.TerminateAsync(), $"110100 type=110121 act=E out=0 | {Aegis(false, "110150")} |");
+
         // Every message of the workload against the A.5.1 schema, in one jing run.
         Assert.True(everything.Count > 30, $"only {everything.Count} messages");
         await ValidateAsync(everything, work);
+        // The validator does reject: the same store message without its object names (which the schema requires).
+        var broken = XElement.Parse(everything.First(x => x.Contains("110104", StringComparison.Ordinal)));
+        broken.Descendants("ParticipantObjectName").Remove();
+        var bad = Path.Combine(work, "broken.xml");
+        await File.WriteAllTextAsync(bad, broken.ToString());
+        var r = await Dcmtk.RunAsync("jing", ["-c", SchemaPath, bad]);
+        Assert.False(r.Ok, r.ToString());
+        Assert.Contains("ParticipantObjectName", r.Output, StringComparison.Ordinal);
     }
+
+    private static string SchemaPath => Path.Combine(AppContext.BaseDirectory, "Audit", "dicom-audit-message.rnc");
 
     // ---- helpers -------------------------------------------------------------------------------------------------------
 
@@ -285,7 +305,6 @@ public sealed class AuditWorkloadTests
     /// <summary>Validates every message with jing against the RELAX NG Compact schema of PS3.15 A.5.1.1 (tests/.../dicom-audit-message.rnc).</summary>
     internal static async Task ValidateAsync(IReadOnlyList<string> messages, string work)
     {
-        var schema = Path.Combine(AppContext.BaseDirectory, "Audit", "dicom-audit-message.rnc");
         var dir = Path.Combine(work, "xml");
         Directory.CreateDirectory(dir);
         var paths = new List<string>();
@@ -295,7 +314,7 @@ public sealed class AuditWorkloadTests
             await File.WriteAllTextAsync(p, messages[i]);
             paths.Add(p);
         }
-        var r = await Dcmtk.RunAsync("jing", ["-c", schema, .. paths]);
+        var r = await Dcmtk.RunAsync("jing", ["-c", SchemaPath, .. paths]);
         Assert.True(r.Ok, $"jing: {r}\n{string.Join("\n", r.Output.Split('\n').Take(20).Select(l => l.Contains("/m", StringComparison.Ordinal) && int.TryParse(l.Split("/m")[^1][..3], out int k) ? l + "\n    " + messages[k] : l))}");
     }
 
