@@ -10,6 +10,7 @@ command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ||
 command -v Orthanc >/dev/null 2>&1 || need_pkgs+=(orthanc orthanc-dicomweb)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v jing >/dev/null 2>&1 || need_pkgs+=(jing)   # RELAX NG validator: audit messages against the PS3.15 A.5.1 schema
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

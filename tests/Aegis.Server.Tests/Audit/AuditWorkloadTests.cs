@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Xml.Linq;
+using Aegis.Archive.Audit;
 using Aegis.Dicom;
 using Aegis.Dicom.IO;
 using Aegis.Server.Tests.Interop;
@@ -225,6 +226,45 @@ public sealed class AuditWorkloadTests
     }
 
     private static string SchemaPath => Path.Combine(AppContext.BaseDirectory, "Audit", "dicom-audit-message.rnc");
+
+    [Fact]
+    public async Task Every_audit_message_builder_renders_xml_valid_against_the_A_5_1_schema()
+    {
+        var user = AuditActor.User("dr.who", "10.0.0.7");
+        var ae = AuditActor.Ae("MODALITY", "10.0.0.8");
+        var onAe = AuditActor.UserOnAe("tech", "CT1", "10.0.0.9");
+        string[] studies = ["1.2.3.4", "1.2.3.5"];
+        var classes = new Dictionary<string, int> { ["1.2.840.10008.5.1.4.1.1.2"] = 3, ["1.2.840.10008.5.1.4.1.1.4"] = 1 };
+        AuditEvent[] events =
+        [
+            AuditEvent.ApplicationActivity(true), AuditEvent.ApplicationActivity(false, user, "stopped by an operator"),
+            AuditEvent.AuditLogUsed(user, AuditOutcome.Success, "read"),
+            AuditEvent.BeginTransferring(ae, AuditActor.Ae("DEST", "10.0.0.10"), "P1", studies, AuditOutcome.Success),
+            AuditEvent.InstancesAccessed(user, "P1", studies, 'R', AuditOutcome.Success),
+            AuditEvent.InstancesStored(onAe, "P1", studies, AuditOutcome.MinorFailure, classes, "1 of 4 failed"),
+            AuditEvent.InstancesStored(ae, null, [], AuditOutcome.SeriousFailure),
+            AuditEvent.InstancesTransferred(user, user, "P1", studies, AuditOutcome.Success),
+            AuditEvent.StudyDeleted(user, null, "1.2.3.4", AuditOutcome.Success),
+            AuditEvent.Export(user, "/tmp/out.zip", "P1", studies, AuditOutcome.Success, "basic profile"),
+            AuditEvent.Import(user, "/media/cd", "P1", studies, AuditOutcome.Success),
+            AuditEvent.Query(ae, "1.2.840.10008.5.1.4.1.2.2.1", [1, 2, 3], AuditOutcome.Success, "1.2.840.10008.1.2.1"),
+            AuditEvent.Query(user, "1.2.840.10008.5.1.4.1.2.2.1", "/dicomweb/studies?PatientID=<x>"u8, AuditOutcome.Success, description: "QIDO-RS STUDY"),
+            AuditEvent.Reidentification(user, "proj", "PSEUDO-1", "P1", AuditOutcome.Success, "looked up"),
+            AuditEvent.UserAuthentication(user, true, AuditOutcome.MinorFailure, "bad password & <script>"),
+            AuditEvent.UserAuthentication(user, false, AuditOutcome.Success, "logout"),
+            AuditEvent.AssociationRejected(ae, "AEGIS", "calling AE not recognized"),
+            AuditEvent.SecurityAlert(user, AuditCodes.UserSecurityAttributesChanged, AuditOutcome.MinorFailure, "account locked", "aegis:user/dr.who"),
+            AuditEvent.SecurityAlert(AuditActor.Local, AuditCodes.UseOfRestrictedFunction, AuditOutcome.MinorFailure, "refused"),
+            AuditEvent.ConfigurationChange(AuditActor.Cli(), AuditCodes.SecurityConfiguration, "master-key", "rotated"),
+        ];
+        var local = new AuditActor("AEGIS", "archive.example", "AEGIS");
+        var work = Directory.CreateTempSubdirectory("aegis-auditxml-").FullName;
+        try
+        {
+            await ValidateAsync(events.Select(e => e.ToXml(local, "AEGIS@archive.example", "HOSPITAL")).ToList(), work);
+        }
+        finally { Directory.Delete(work, recursive: true); }
+    }
 
     // ---- helpers -------------------------------------------------------------------------------------------------------
 
