@@ -51,7 +51,7 @@ public sealed class AuditWorkloadTests
             await action();
             var got = await trail.TakeAsync(expected.Length);
             everything.AddRange(got);
-            var canon = got.Select(x => Canonical(x, host)).ToList();
+            var canon = got.Select(Canonical).ToList();
             if (!canon.SequenceEqual(expected))
                 Assert.Fail($"step '{name}': expected\n  {string.Join("\n  ", expected)}\ngot\n  {string.Join("\n  ", canon)}");
         }
@@ -305,7 +305,7 @@ public sealed class AuditWorkloadTests
     /// NetworkAccessPointID, RoleIDCode); each ParticipantObjectIdentification (type, role, ID type code, ID, name or
     /// decoded query, details, SOP classes). The archive's host name reads as the machine name.
     /// </summary>
-    internal static string Canonical(string xml, string host)
+    internal static string Canonical(string xml)
     {
         var m = XElement.Parse(xml);
         var ev = m.Element("EventIdentification")!;
