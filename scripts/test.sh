@@ -12,6 +12,7 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)   # headless browser tests: scan HTML report, viewer e2e (playwright-core)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+command -v jing >/dev/null 2>&1 || need_pkgs+=(jing)   # RELAX NG validator: audit messages against the PS3.15 A.5.1 schema
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -149,13 +149,18 @@ public sealed class AuditEvent
     }
 
     /// <summary>A.5.3.2 Begin Transferring DICOM Instances (a C-MOVE/C-GET sub-operation set starts).</summary>
-    public static AuditEvent BeginTransferring(AuditActor requestor, AuditActor destination, string? patientId, IReadOnlyCollection<string> studyUids, AuditOutcome outcome) =>
-        new()
+    public static AuditEvent BeginTransferring(AuditActor requestor, AuditActor destination, string? patientId, IReadOnlyCollection<string> studyUids, AuditOutcome outcome)
+    {
+        // As for Instances Transferred: a C-MOVE requestor that is not the destination is the "other participant"
+        // with UserIsRequestor true; without it a C-MOVE message would name nobody as requestor.
+        var parts = new List<(AuditActor, bool, AuditCode?)> { (AuditActor.Local, false, AuditCodes.SourceRole), (destination, requestor == destination, AuditCodes.DestinationRole) };
+        if (requestor != destination) parts.Add((requestor, true, null));
+        return new()
         {
             Kind = nameof(BeginTransferring), EventId = AuditCodes.BeginTransferringDicomInstances, ActionCode = 'E', Outcome = outcome, Who = requestor,
-            Participants = [(AuditActor.Local, false, AuditCodes.SourceRole), (destination, requestor == destination, AuditCodes.DestinationRole)],
-            Objects = StudyAndPatient(patientId, studyUids, null), PatientIds = Opt(patientId), StudyUids = [.. studyUids],
+            Participants = parts, Objects = StudyAndPatient(patientId, studyUids, null), PatientIds = Opt(patientId), StudyUids = [.. studyUids],
         };
+    }
 
     /// <summary>A.5.3.3 DICOM Instances Accessed (viewed/rendered without leaving the archive, e.g. WADO rendered).</summary>
     public static AuditEvent InstancesAccessed(AuditActor who, string? patientId, IReadOnlyCollection<string> studyUids, char actionCode, AuditOutcome outcome,
@@ -201,7 +206,7 @@ public sealed class AuditEvent
         return new()
         {
             Kind = nameof(Reidentification), EventId = AuditCodes.PatientRecord, ActionCode = 'R', Outcome = outcome, OutcomeDescription = description,
-            Who = who, Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            Who = who, Participants = RequestorAndApplication(who),
             Objects = [.. objects], PatientIds = Opt(patientId),
         };
     }
@@ -229,7 +234,7 @@ public sealed class AuditEvent
         {
             Kind = nameof(UserAuthentication), EventId = AuditCodes.UserAuthentication, EventType = login ? AuditCodes.Login : AuditCodes.Logout,
             ActionCode = 'E', Outcome = outcome, OutcomeDescription = description, Who = who,
-            Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            Participants = RequestorAndApplication(who),
         };
 
     /// <summary>
@@ -250,7 +255,7 @@ public sealed class AuditEvent
         new()
         {
             Kind = nameof(SecurityAlert), EventId = AuditCodes.SecurityAlert, EventType = alertType, ActionCode = 'E', Outcome = outcome,
-            OutcomeDescription = description, Who = who, Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            OutcomeDescription = description, Who = who, Participants = RequestorAndApplication(who),
             Objects = subject is null ? [] : [new AuditObject(subject, 2, 13, AuditCodes.Uri)],
         };
 
@@ -275,7 +280,7 @@ public sealed class AuditEvent
         new()
         {
             Kind = nameof(ConfigurationChange), EventId = AuditCodes.SecurityAlert, EventType = changeType, ActionCode = 'E', Outcome = outcome,
-            OutcomeDescription = description, Who = who, Participants = [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)],
+            OutcomeDescription = description, Who = who, Participants = RequestorAndApplication(who),
             Objects = [new AuditObject(subject, 2, 13, AuditCodes.Uri)],
         };
 
@@ -289,6 +294,13 @@ public sealed class AuditEvent
         };
 
     private static string[] Opt(string? s) => string.IsNullOrEmpty(s) ? [] : [s];
+
+    /// <summary>
+    /// The requestor and this archive as the application; when the archive itself is the requestor (bootstrap,
+    /// housekeeping) it is listed once, as the requesting application, rather than twice.
+    /// </summary>
+    private static (AuditActor, bool, AuditCode?)[] RequestorAndApplication(AuditActor who) =>
+        who.IsLocal ? [(AuditActor.Local, true, AuditCodes.Application)] : [(who, true, null), (AuditActor.Local, false, AuditCodes.Application)];
 
     private static AuditObject[] StudyAndPatient(string? patientId, IEnumerable<string> studyUids, IReadOnlyDictionary<string, int>? sopClassCounts)
     {
@@ -354,21 +366,26 @@ public sealed class AuditEvent
                 w.WriteAttributeString("ParticipantObjectTypeCode", o.TypeCode.ToString(CultureInfo.InvariantCulture));
                 if (o.TypeCodeRole is int r) w.WriteAttributeString("ParticipantObjectTypeCodeRole", r.ToString(CultureInfo.InvariantCulture));
                 WriteCode(w, "ParticipantObjectIDTypeCode", o.IdTypeCode);
+                // A.5.1 schema: exactly one of ParticipantObjectName and ParticipantObjectQuery is required. Where no
+                // display name is known (a study, a patient of whom only the ID was read), the ID is repeated.
                 if (o.Query is not null) w.WriteElementString("ParticipantObjectQuery", Convert.ToBase64String(o.Query));
-                else if (o.Name is not null) w.WriteElementString("ParticipantObjectName", o.Name);
+                else w.WriteElementString("ParticipantObjectName", o.Name ?? o.Id);
                 foreach (var (type, value) in o.Details ?? [])
+                    WriteDetail(w, type, value);
+                // Free text has no place of its own in the schema: ParticipantObjectDescription holds the DICOM object
+                // description elements only (CP-1361), so it travels as a detail, base64 like every detail value.
+                if (o.Description is not null) WriteDetail(w, "Description", o.Description);
+                if (o.SopClasses is { Count: > 0 } classes)
                 {
-                    w.WriteStartElement("ParticipantObjectDetail");
-                    w.WriteAttributeString("type", type);
-                    w.WriteAttributeString("value", Convert.ToBase64String(Encoding.UTF8.GetBytes(value)));
-                    w.WriteEndElement();
-                }
-                if (o.Description is not null) w.WriteElementString("ParticipantObjectDescription", o.Description);
-                foreach (var (uid, count) in o.SopClasses ?? [])
-                {
-                    w.WriteStartElement("SOPClass");
-                    w.WriteAttributeString("UID", uid);
-                    w.WriteAttributeString("NumberOfInstances", count.ToString(CultureInfo.InvariantCulture));
+                    // A.5.1 DICOMObjectDescriptionContents: SOPClass with its instance count, inside ParticipantObjectDescription.
+                    w.WriteStartElement("ParticipantObjectDescription");
+                    foreach (var (uid, count) in classes)
+                    {
+                        w.WriteStartElement("SOPClass");
+                        w.WriteAttributeString("UID", uid);
+                        w.WriteAttributeString("NumberOfInstances", count.ToString(CultureInfo.InvariantCulture));
+                        w.WriteEndElement();
+                    }
                     w.WriteEndElement();
                 }
                 w.WriteEndElement();
@@ -376,6 +393,14 @@ public sealed class AuditEvent
             w.WriteEndElement();
         }
         return sb.ToString();
+    }
+
+    private static void WriteDetail(XmlWriter w, string type, string value)
+    {
+        w.WriteStartElement("ParticipantObjectDetail");
+        w.WriteAttributeString("type", type);
+        w.WriteAttributeString("value", Convert.ToBase64String(Encoding.UTF8.GetBytes(value)));
+        w.WriteEndElement();
     }
 
     private static void WriteCode(XmlWriter w, string element, AuditCode c)

@@ -402,6 +402,8 @@ public sealed class AccountStore
             ArchiveDatabase.AddParameter(cmd, "@n", name);
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
+        // A new lockout is a change callers that cache verified credentials (HTTP Basic) must see at once.
+        if (until is not null && until > now && row.LockoutUntil != until) await BumpVersionAsync(c, tx, ct).ConfigureAwait(false);
         await tx.CommitAsync(ct).ConfigureAwait(false);
         if (until is not null && until > now && row.LockoutUntil != until && _audit is not null)
             await _audit.WriteAsync(AuditEvent.SecurityAlert(AuditActor.User(name, address), AuditCodes.UserSecurityAttributesChanged, AuditOutcome.MinorFailure,
@@ -447,6 +449,7 @@ public sealed class AccountStore
             ArchiveDatabase.AddParameter(up, "@a", address);
             await up.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
+        if (until is not null && until > now && before != until) await BumpVersionAsync(c, tx, ct).ConfigureAwait(false);
         await tx.CommitAsync(ct).ConfigureAwait(false);
         if (until is not null && until > now && before != until && _audit is not null)
             await _audit.WriteAsync(AuditEvent.SecurityAlert(new AuditActor(address, address), AuditCodes.NodeAuthentication, AuditOutcome.MinorFailure,

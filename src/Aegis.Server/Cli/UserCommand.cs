@@ -3,7 +3,7 @@ using Aegis.Archive.Security;
 
 namespace Aegis.Server.Cli;
 
-/// <summary>`aegis user add|list|disable|enable|passwd|role|unlock|delete`: accounts in the index database.</summary>
+/// <summary>`aegis user add|list|disable|enable|passwd|role|unlock|delete|totp`: accounts in the index database.</summary>
 internal static class UserCommand
 {
     public static Command Create()
@@ -18,6 +18,65 @@ internal static class UserCommand
         cmd.Subcommands.Add(Passwd());
         cmd.Subcommands.Add(RoleCmd());
         cmd.Subcommands.Add(ProjectCmd());
+        cmd.Subcommands.Add(Totp());
+        return cmd;
+    }
+
+    /// <summary>
+    /// `aegis user totp enable|confirm|disable NAME`: RFC 6238 second factor. enable creates a new secret and prints
+    /// it once (base32 and as an otpauth:// URI for authenticator apps), then reads the current code from standard
+    /// input to confirm it; without a code (or with a wrong one) the secret stays pending until `totp confirm NAME
+    /// CODE`, so a mistyped or unscanned secret never locks the user out. disable removes the factor.
+    /// </summary>
+    private static Command Totp()
+    {
+        var cmd = new Command("totp", "Enrol or remove a user's TOTP second factor (RFC 6238)");
+
+        var name = NameArg();
+        var data = SecurityCli.DataOption();
+        var enable = new Command("enable", "Create a TOTP secret, print it once, then confirm it with a code read from standard input") { name, data };
+        enable.SetAction(parse => SecurityCli.Run(parse, data, "user totp enable", async (cli, output) =>
+        {
+            var n = AccountStore.NormalizeName(parse.GetValue(name)!);
+            var e = await cli.Accounts.BeginTotpEnrolmentAsync(n);
+            output.WriteLine($"TOTP secret of '{n}' (shown once; add it to the authenticator app, then keep it nowhere else):");
+            output.WriteLine($"  secret: {e.Base32Secret}");
+            output.WriteLine($"  uri:    {e.OtpAuthUri}");
+            output.WriteLine("Enter the current 6-digit code from the authenticator to confirm:");
+            var code = Console.In.ReadLine()?.Trim();
+            if (string.IsNullOrEmpty(code))
+            {
+                output.WriteLine($"not confirmed: TOTP of '{n}' stays off until `aegis user totp confirm {n} CODE`");
+                return 0;
+            }
+            if (!await cli.Accounts.ConfirmTotpEnrolmentAsync(n, code))
+            {
+                parse.InvocationConfiguration.Error.WriteLine($"aegis user totp enable: the code was not accepted; TOTP of '{n}' stays off until `aegis user totp confirm {n} CODE`");
+                return 1;
+            }
+            output.WriteLine($"TOTP enabled for '{n}'");
+            return 0;
+        }));
+        cmd.Subcommands.Add(enable);
+
+        var cname = NameArg();
+        var code = new Argument<string>("code") { Description = "The current 6-digit code of the pending secret" };
+        var cdata = SecurityCli.DataOption();
+        var confirm = new Command("confirm", "Confirm a pending TOTP secret with a current code") { cname, code, cdata };
+        confirm.SetAction(parse => SecurityCli.Run(parse, cdata, "user totp confirm", async (cli, output) =>
+        {
+            var n = AccountStore.NormalizeName(parse.GetValue(cname)!);
+            if (!await cli.Accounts.ConfirmTotpEnrolmentAsync(n, parse.GetValue(code)!.Trim()))
+            {
+                parse.InvocationConfiguration.Error.WriteLine($"aegis user totp confirm: the code was not accepted (or '{n}' has no pending secret)");
+                return 1;
+            }
+            output.WriteLine($"TOTP enabled for '{n}'");
+            return 0;
+        }));
+        cmd.Subcommands.Add(confirm);
+
+        cmd.Subcommands.Add(Simple("disable", "Remove a user's TOTP second factor", (c, n) => c.Accounts.DisableTotpAsync(n, SecurityCli.Actor), "no longer uses TOTP"));
         return cmd;
     }
 

@@ -41,8 +41,11 @@ internal sealed class ArchiveAssociationPolicy(DimseAccessPolicy access, AuditTr
         {
             metrics.Association(false);
             var rj = decision.Reject ?? AssociateReject.CallingAeNotRecognized(decision.Reason);
-            await audit.WriteAsync(AuditEvent.AssociationRejected(
-                new AuditActor(request.CallingAE, request.RemoteEndPoint.Address.ToString(), request.CallingAE), request.CalledAE, decision.Reason), ct).ConfigureAwait(false);
+            // DimseAccessPolicy has audited a refusal already (with the negotiated user, if any): one rejection,
+            // one Security Alert. Only an acceptance without a principal, which it does not see as a refusal, is audited here.
+            if (decision.Accepted)
+                await audit.WriteAsync(AuditEvent.AssociationRejected(
+                    new AuditActor(request.CallingAE, request.RemoteEndPoint.Address.ToString(), request.CallingAE), request.CalledAE, decision.Reason), ct).ConfigureAwait(false);
             return AssociationDecision.Reject((AssociateRejectResult)rj.Result, (AssociateRejectSource)rj.Source, rj.Reason);
         }
 

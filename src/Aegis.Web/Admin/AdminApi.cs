@@ -16,6 +16,8 @@ public sealed record CreateUserRequest(string Name, string Role, string Password
 public sealed record SetRoleRequest(string Role);
 public sealed record SetPasswordRequest(string Password);
 public sealed record SetGroupsRequest(string[] Groups);
+public sealed record TotpEnrolmentView(string Secret, string OtpAuthUri);
+public sealed record TotpConfirmRequest(string Code);
 
 public sealed record AeView(string Title, string Host, int? Port, string Allow, string? TlsCertificateSha256, bool RequireTls, DateTimeOffset Created, DateTimeOffset Updated)
 {
@@ -91,6 +93,20 @@ public static class AdminApi
                 return Results.Ok(new ProjectProfileRequest(await view.Projects.SetViewProfileAsync(project, body.Profile, ctx.RequestAborted)));
             }))
             .RequireAuthorization(AegisPolicies.Admin).WithName("SetProjectProfile").WithSummary("Set the profile a project's researchers see data through");
+        // TOTP (RFC 6238), as `aegis user totp`: a new secret is pending until confirmed with a current code.
+        users.MapPost("/{name}/totp", (string name, HttpContext ctx, AccountStore s) => Run(async () =>
+            {
+                var e = await s.BeginTotpEnrolmentAsync(name, ct: ctx.RequestAborted);
+                ctx.Response.Headers.CacheControl = "no-store"; // the secret is shown once
+                return Results.Ok(new TotpEnrolmentView(e.Base32Secret, e.OtpAuthUri));
+            })).WithName("BeginTotpEnrolment").WithSummary("Create a pending TOTP secret for a user (returned once)");
+        users.MapPost("/{name}/totp/confirm", (string name, TotpConfirmRequest body, HttpContext ctx, AccountStore s) => Run(async () =>
+            await s.ConfirmTotpEnrolmentAsync(name, body.Code ?? "", ctx.RequestAborted)
+                ? Results.NoContent()
+                : Results.Problem(title: "the code was not accepted", statusCode: 400)))
+            .WithName("ConfirmTotpEnrolment").WithSummary("Enable the pending TOTP secret with a current code");
+        users.MapDelete("/{name}/totp", (string name, HttpContext ctx, AccountStore s) => Run(async () =>
+            { await s.DisableTotpAsync(name, By(ctx), ctx.RequestAborted); return Results.NoContent(); })).WithName("DisableTotp");
 
         var aes = api.MapGroup("/aes").RequireAuthorization(AegisPolicies.Admin);
         aes.MapGet("/", async (AeRegistry r, CancellationToken ct) => (await r.ListAsync(ct)).Select(AeView.From).ToList()).WithName("ListAes");

@@ -97,7 +97,7 @@ public sealed class AuditTrailTests(PostgresServer postgres, ITestOutputHelper o
         var objs = x.Root.Elements("ParticipantObjectIdentification").ToList();
         Assert.Equal("1.2.3.4.5.7", objs[0].Attribute("ParticipantObjectID")!.Value);
         Assert.Equal("110180", objs[0].Element("ParticipantObjectIDTypeCode")!.Attribute("csd-code")!.Value);
-        Assert.Equal("1", objs[0].Element("SOPClass")!.Attribute("NumberOfInstances")!.Value);
+        Assert.Equal("1", objs[0].Element("ParticipantObjectDescription")!.Element("SOPClass")!.Attribute("NumberOfInstances")!.Value);
         Assert.Equal("PID7", objs[1].Attribute("ParticipantObjectID")!.Value);
         Assert.Equal("1", objs[1].Attribute("ParticipantObjectTypeCode")!.Value);
         Assert.Equal("1", objs[1].Attribute("ParticipantObjectTypeCodeRole")!.Value);
