@@ -40,6 +40,33 @@ internal sealed class ArchiveDimseService(
         return await archive.Research.OpenAsync(p.Name, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A referrer (issue 5: ReadShared without ReadAll) sees over DIMSE exactly what DICOMweb shows them: the studies
+    /// shared with them or labelled for one of their groups. Returns the account name to check shares against, or null
+    /// for principals that read every study (registered AEs, radiologists, technologists).
+    /// </summary>
+    private static string? SharedOnlyUser(DimsePrincipal principal)
+    {
+        var p = principal.Principal;
+        if (p.Kind != PrincipalKind.User || p.Role is not { } role) return null;
+        var permissions = Roles.PermissionsOf(role);
+        return permissions.HasFlag(Permission.ReadShared) && !permissions.HasFlag(Permission.ReadAll) ? p.Name : null;
+    }
+
+    /// <summary>Share checks of one operation, cached per study.</summary>
+    private sealed class StudyFilter(ArchiveServices archive, string user)
+    {
+        private readonly Dictionary<string, bool> _seen = new(StringComparer.Ordinal);
+
+        public async ValueTask<bool> CanReadAsync(string? study, CancellationToken ct)
+        {
+            if (string.IsNullOrEmpty(study)) return false; // fail closed: a result that names no study is not shown
+            if (!_seen.TryGetValue(study, out bool ok))
+                _seen[study] = ok = await archive.Accounts.CanReadStudyAsync(user, study, ct).ConfigureAwait(false);
+            return ok;
+        }
+    }
+
     public ValueTask<DimseStatus> OnCEchoAsync(DicomAssociation association, CEchoRequest request, CancellationToken ct)
     {
         PrincipalOf(association);
@@ -108,7 +135,13 @@ internal sealed class ArchiveDimseService(
             await foreach (var r in FindDeidentifiedAsync(research, model, request.Identifier, ct).ConfigureAwait(false)) yield return r;
             yield break;
         }
+        StudyFilter? shared = SharedOnlyUser(principal) is { } sharedUser ? new StudyFilter(archive, sharedUser) : null;
+        // A patient-level answer would name patients (and count studies) the referrer has no share of: refused, as
+        // DICOMweb has no patient level either. STUDY and below are filtered study by study.
+        if (shared is not null && query.Level == QueryRetrieveLevel.Patient)
+            throw new DimseStatusException(new DimseStatus(QueryStatus.UnableToProcess, "PATIENT level queries are not available to the referrer role; query at STUDY level"));
         archive.Audit.Post(AuditEvent.Query(actor, request.AffectedSopClassUid, queryBytes, AuditOutcome.Success, TransferSyntax.ExplicitVRLittleEndian.Uid));
+        string? queriedStudy = request.Identifier.GetString(DicomTags.StudyInstanceUID) is { Length: > 0 } qs && !qs.Contains('\\') && !qs.Contains('*') && !qs.Contains('?') ? qs : null;
         var results = archive.Query.FindAsync(query, ct).ConfigureAwait(false);
         await using var e = results.GetAsyncEnumerator();
         while (true)
@@ -134,6 +167,8 @@ internal sealed class ArchiveDimseService(
                 yield return new CFindResult(w, null);
                 yield break;
             }
+            if (shared is not null && !await shared.CanReadAsync(current!.GetString(DicomTags.StudyInstanceUID) ?? queriedStudy, ct).ConfigureAwait(false))
+                continue;
             yield return CFindResult.Pending(current!);
         }
     }
@@ -204,6 +239,15 @@ internal sealed class ArchiveDimseService(
     {
         var research = await ResearchOfAsync(principal, ct).ConfigureAwait(false);
         var instances = await InstanceSelection.ResolveAsync(archive.Index, sopClassUid, identifier, ct, research).ConfigureAwait(false);
+        if (SharedOnlyUser(principal) is { } sharedUser)
+        {
+            // A referrer retrieves only from studies shared with them; the others are as if they did not match.
+            var filter = new StudyFilter(archive, sharedUser);
+            var readable = new List<InstanceRecord>(instances.Count);
+            foreach (var i in instances)
+                if (await filter.CanReadAsync(i.StudyInstanceUid, ct).ConfigureAwait(false)) readable.Add(i);
+            instances = readable;
+        }
         var actor = principal.Principal.ToAuditActor();
         var studies = instances.Select(i => i.StudyInstanceUid).Distinct().ToArray();
         string? patient = instances.Select(i => i.PatientId).FirstOrDefault();

@@ -308,6 +308,74 @@ public sealed class ResearchAccessTests(ResearchServerFixture f) : IClassFixture
         Assert.Empty(got);
     }
 
+    /// <summary>
+    /// Issue 5 over DIMSE: a referrer (user identity over TLS) finds and retrieves only the study shared with them, as
+    /// over DICOMweb; the unshared study is neither listed nor sent, and the patient level is refused.
+    /// </summary>
+    [Fact]
+    public async Task Dimse_referrer_finds_and_gets_only_the_study_shared_with_them()
+    {
+        var (exit, output) = await f.Server.CliAsync(ResearchServerFixture.Password + "\n", ["user", "add", "dimseref", "--role", "referrer", "--password-stdin"]);
+        Assert.True(exit == 0, output);
+        await f.Server.CliOkAsync("share", "--study", f.Archive.MrStudy, "--with", "dimseref");
+        var roots = new X509Certificate2Collection(X509Certificate2.CreateFromPem(File.ReadAllText(f.Server.ServerCertificate)));
+        await using var client = await DicomClient.ConnectAsync("127.0.0.1", f.Server.TlsPort, new DicomClientOptions
+        {
+            CallingAE = "REFSCU", CalledAE = "AEGIS",
+            UserIdentity = UserIdentity.ForUsernameAndPasscode("dimseref", ResearchServerFixture.Password),
+            Tls = new DicomTlsClientOptions { TrustedServerRoots = roots, ValidateServerName = false },
+            PresentationContexts =
+            [
+                new(DicomUids.StudyRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed),
+                new(DicomUids.PatientRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed),
+                new(DicomUids.StudyRootQueryRetrieveInformationModelGet, PresentationContextProposal.Uncompressed),
+                new("1.2.840.10008.5.1.4.1.1.4", PresentationContextProposal.Uncompressed, ScuRole: false, ScpRole: true),
+                new("1.2.840.10008.5.1.4.1.1.2", PresentationContextProposal.Uncompressed, ScuRole: false, ScpRole: true),
+            ],
+        });
+        DicomDataset Study(string? uid)
+        {
+            var q = new DicomDataset();
+            q.Set(DicomTags.QueryRetrieveLevel, DicomVR.CS, "STUDY");
+            q.Set(DicomTags.StudyInstanceUID, DicomVR.UI, uid ?? "");
+            q.Set(DicomTags.PatientID, DicomVR.LO, "");
+            return q;
+        }
+        var found = new List<string?>();
+        await foreach (var ds in client.FindAsync(DicomUids.StudyRootQueryRetrieveInformationModelFind, Study(null))) found.Add(ds.GetString(DicomTags.StudyInstanceUID));
+        Assert.Equal([f.Archive.MrStudy], found);
+        // Asking for the unshared study by its UID finds nothing.
+        await foreach (var ds in client.FindAsync(DicomUids.StudyRootQueryRetrieveInformationModelFind, Study(f.Archive.CtStudy))) Assert.Fail("unshared study listed");
+        // SERIES level inside the unshared study: nothing either.
+        var series = Study(f.Archive.CtStudy);
+        series.Set(DicomTags.QueryRetrieveLevel, DicomVR.CS, "SERIES");
+        series.Set(DicomTags.SeriesInstanceUID, DicomVR.UI, "");
+        await foreach (var ds in client.FindAsync(DicomUids.StudyRootQueryRetrieveInformationModelFind, series)) Assert.Fail("series of an unshared study listed");
+        // PATIENT level would name patients of unshared studies: refused.
+        var patient = new DicomDataset();
+        patient.Set(DicomTags.QueryRetrieveLevel, DicomVR.CS, "PATIENT");
+        patient.Set(DicomTags.PatientID, DicomVR.LO, "");
+        var refused = await Assert.ThrowsAsync<DimseStatusException>(async () => { await foreach (var _ in client.FindAsync(DicomUids.PatientRootQueryRetrieveInformationModelFind, patient)) { } });
+        Assert.Equal(0xC000, refused.Status.Code);
+
+        async Task<int> GetCount(string study)
+        {
+            int n = 0;
+            var id = new DicomDataset();
+            id.Set(DicomTags.QueryRetrieveLevel, DicomVR.CS, "STUDY");
+            id.Set(DicomTags.StudyInstanceUID, DicomVR.UI, study);
+            await client.GetAsync(DicomUids.StudyRootQueryRetrieveInformationModelGet, id, async (req, data, ct) =>
+            {
+                await data.CopyToAsync(Stream.Null, ct);
+                n++;
+                return DimseStatus.Success;
+            });
+            return n;
+        }
+        Assert.True(await GetCount(f.Archive.MrStudy) > 0, "the shared study was not sent");
+        Assert.Equal(0, await GetCount(f.Archive.CtStudy));
+    }
+
     /// <summary>The bodies of a multipart/related response.</summary>
     private static List<byte[]> Parts(byte[] body, string contentType)
     {
