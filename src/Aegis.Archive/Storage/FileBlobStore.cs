@@ -24,6 +24,8 @@ public sealed class FileBlobStore : IRewrappableBlobStore
     private readonly ConcurrentDictionary<string, Lazy<bool>> _durableDirectories = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _activeStaging = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _activeIds = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DirectorySync> _directorySyncs = new(StringComparer.Ordinal);
+    private int _sequence = RandomNumberGenerator.GetInt32(int.MaxValue);
 
     public FileBlobStore(string dataDirectory, MasterKeyProvider keys, FileBlobStoreOptions? options = null)
     {
@@ -63,7 +65,7 @@ public sealed class FileBlobStore : IRewrappableBlobStore
     public Task<BlobWriter> BeginWriteAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return Task.FromResult<BlobWriter>(new FileBlobWriter(this, BlobId.New(), _chunkSize));
+        return Task.FromResult<BlobWriter>(new FileBlobWriter(this, NewBlobId(), _chunkSize));
     }
 
     public Task<Stream> OpenReadAsync(string blobId, CancellationToken cancellationToken = default)
@@ -217,6 +219,104 @@ public sealed class FileBlobStore : IRewrappableBlobStore
         BlobId.Validate(blobId);
         using var handle = File.OpenHandle(BlobPath(blobId), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         return Convert.ToHexStringLower(BlobFormat.KeyRecordMasterKeyId(ReadHeader(handle, KeyPath(blobId), blobId).KeyRecord));
+    }
+
+    /// <summary>
+    /// A new blob id whose first two bytes (the store/ab/cd directory) advance every 256 blobs from a random start,
+    /// the other 112 bits random. With fully random ids nearly every blob of a young store needed a directory of its
+    /// own: a mkdir, an fsync of its parent (and of the store root for a new first level) before the blob's own
+    /// rename and directory fsync, about 3.4 fsyncs per blob over the first thousand instead of 2. Consecutive
+    /// blobs (the instances of a study as they arrive) now share a directory, so directories are created once per
+    /// 256 blobs and concurrent commits can share the directory fsync (<see cref="SyncDirectory"/>); over time the
+    /// counter still walks all 65,536 directories evenly. 112 random bits keep ids unique and unguessable, and a
+    /// collision would fail the no-replace rename, never overwrite.
+    /// </summary>
+    internal string NewBlobId()
+    {
+        int directory = (Interlocked.Increment(ref _sequence) >> 8) & 0xFFFF;
+        Span<byte> raw = stackalloc byte[16];
+        RandomNumberGenerator.Fill(raw);
+        raw[0] = (byte)(directory >> 8);
+        raw[1] = (byte)directory;
+        return Convert.ToHexStringLower(raw);
+    }
+
+    /// <summary>
+    /// fsync(2) of <paramref name="directory"/> after this thread renamed an entry into it, shared between concurrent
+    /// callers (group commit): an fsync that <em>starts</em> after a caller's rename makes that rename durable, so a
+    /// caller that arrives while another fsync of the same directory runs waits for it to end and then either finds a
+    /// later fsync already covering it or runs one itself for everyone who arrived meanwhile. Every caller returns only
+    /// after an fsync that began after its own rename has succeeded; an fsync error is thrown to every caller it
+    /// covered, like an unshared fsync.
+    /// </summary>
+    internal void SyncDirectory(string directory)
+    {
+        var sync = _directorySyncs.GetOrAdd(directory, static _ => new DirectorySync());
+        sync.Sync(directory);
+    }
+
+    private sealed class DirectorySync
+    {
+        private readonly object _gate = new();
+        private Round? _pending; // joined by callers whose rename is done; its fsync has not started yet
+        private bool _running;
+
+        public void Sync(string directory)
+        {
+            Round round;
+            lock (_gate)
+            {
+                round = _pending ??= new Round();
+                while (_running && ReferenceEquals(_pending, round))
+                {
+                    Monitor.Wait(_gate);
+                }
+
+                if (!ReferenceEquals(_pending, round))
+                {
+                    // Another caller started the fsync of our round, after our rename: its outcome is ours.
+                    while (!round.Done)
+                    {
+                        Monitor.Wait(_gate);
+                    }
+
+                    if (round.Error is not null)
+                    {
+                        throw new IOException(round.Error.Message, round.Error);
+                    }
+
+                    return;
+                }
+
+                _pending = null;
+                _running = true;
+            }
+
+            try
+            {
+                DurableFile.FsyncDirectory(directory);
+            }
+            catch (Exception e)
+            {
+                round.Error = e;
+                throw;
+            }
+            finally
+            {
+                lock (_gate)
+                {
+                    round.Done = true;
+                    _running = false;
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+
+        private sealed class Round
+        {
+            public bool Done;
+            public Exception? Error;
+        }
     }
 
     internal string BlobPath(string blobId) => Path.Combine(_root, blobId[..2], blobId[2..4], blobId);

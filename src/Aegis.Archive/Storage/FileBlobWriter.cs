@@ -155,8 +155,9 @@ internal sealed class FileBlobWriter : BlobWriter
                 return 0;
             });
 
-            // The rename is durable only once the directory holding the new name is.
-            DurableFile.FsyncDirectory(directory);
+            // The rename is durable only once the directory holding the new name is (an fsync shared with
+            // concurrent commits into the same directory that started after this rename).
+            _store.SyncDirectory(directory);
             _state = State.Committed;
             Cleanup(deleteStaging: false);
             return Task.FromResult(new StoredBlob(_blobId, _plainLength, sha));

@@ -111,7 +111,8 @@ public sealed class BlobIntegrityException : Exception
             : $"Blob {blobId}: {message}";
 }
 
-/// <summary>Blob ids: 128 random bits as 32 lowercase hex digits. Validated before any path is built.</summary>
+/// <summary>Blob ids: 128 bits as 32 lowercase hex digits (<see cref="New"/>: all random; the file store puts its
+/// directory in the first two bytes, FileBlobStore.NewBlobId). Validated before any path is built.</summary>
 public static class BlobId
 {
     public const int Length = 32;

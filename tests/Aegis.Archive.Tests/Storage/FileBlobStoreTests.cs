@@ -34,6 +34,60 @@ public sealed class FileBlobStoreTests
     }
 
     [Fact]
+    public async Task ConsecutiveBlobsShareTheirDirectoryAndIdsStayUniqueAndRandom()
+    {
+        using var f = new StoreFixture();
+        var ids = new List<string>();
+        for (int i = 0; i < 300; i++)
+        {
+            ids.Add((await f.WriteAsync([(byte)i])).BlobId);
+        }
+
+        Assert.All(ids, id => Assert.True(BlobId.IsValid(id)));
+        Assert.Equal(ids.Count, ids.Distinct(StringComparer.Ordinal).Count());
+        // 256 consecutive blobs per store/ab/cd: 300 blobs span two or three directories, not ~300.
+        int directories = ids.Select(id => id[..4]).Distinct(StringComparer.Ordinal).Count();
+        Assert.InRange(directories, 2, 3);
+        int onDisk = Directory.EnumerateDirectories(f.Store.RootDirectory)
+            .Where(d => Path.GetFileName(d) != "tmp")
+            .Sum(d => Directory.EnumerateDirectories(d).Count());
+        Assert.Equal(directories, onDisk);
+        // After the directory bytes the id is random, not a counter (32 random bits: no repeats among 300).
+        Assert.Equal(ids.Count, ids.Select(id => id[4..12]).Distinct(StringComparer.Ordinal).Count());
+        for (int i = 0; i < ids.Count; i += 37)
+        {
+            Assert.Equal(new[] { (byte)i }, await f.ReadAllAsync(ids[i]));
+        }
+    }
+
+    [Fact]
+    public async Task ConcurrentCommitsIntoOneDirectoryAllCompleteAndReadBack()
+    {
+        using var f = new StoreFixture();
+        var data = Enumerable.Range(0, 64).Select(i => StoreFixture.RandomBytes(1000 + i, i)).ToArray();
+        var stored = await Task.WhenAll(data.Select(d => Task.Run(() => f.WriteAsync(d))));
+        for (int i = 0; i < data.Length; i++)
+        {
+            Assert.Equal(data[i], await f.ReadAllAsync(stored[i].BlobId));
+        }
+    }
+
+    [Fact]
+    public async Task SharedDirectoryFsyncReportsAFailureToEveryCaller()
+    {
+        using var f = new StoreFixture();
+        string missing = Path.Combine(f.DataDirectory, "no-such-directory");
+        var calls = Enumerable.Range(0, 8).Select(_ => Task.Run(() => f.Store.SyncDirectory(missing))).ToArray();
+        foreach (var call in calls)
+        {
+            await Assert.ThrowsAnyAsync<IOException>(() => call);
+        }
+
+        // The gate is free again afterwards: a directory that exists syncs.
+        f.Store.SyncDirectory(f.DataDirectory);
+    }
+
+    [Fact]
     public async Task FiftyMegabytesStreamWithBoundedMemory()
     {
         using var f = new StoreFixture();
