@@ -30,8 +30,12 @@ public sealed record IngestResult(IngestOutcome Outcome, string SopClassUid, str
 /// blob if the index fails: the caller acknowledges only after this returns a stored outcome, by which time the
 /// file is fsynced and renamed into place, its directory fsynced and the index transaction committed.
 /// </summary>
-public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, DuplicatePolicy duplicatePolicy)
+public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, DuplicatePolicy duplicatePolicy, DicomReaderOptions? readerLimits = null)
 {
+    // Hostile-input limits of the header parse (issue 9: largest element, nesting depth, inflated size of a deflated
+    // data set), configurable by the host; where to stop and how strict to be are the ingestor's own choice.
+    private readonly DicomReaderOptions HeaderOptions = (readerLimits ?? DicomReaderOptions.Default) with { StopBefore = 0x7FE0_0010, Lenient = false };
+
     // The header (everything before Pixel Data) is parsed from a copy of the first bytes as they stream by;
     // larger headers are parsed afterwards from the stored blob.
     private const int HeaderCaptureBytes = 256 * 1024;
@@ -154,7 +158,6 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
         return new IngestResult(IngestOutcome.Invalid, sopClass, sopInstance, null, null, message);
     }
 
-    private static readonly DicomReaderOptions HeaderOptions = new() { StopBefore = 0x7FE0_0010, Lenient = false };
 
     /// <summary>
     /// PS3.5 6.2.2: a standard attribute may arrive with VR UN (e.g. relayed through an implicit VR hop); it is then read
@@ -172,7 +175,7 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
         return header;
     }
 
-    private static DicomDataset? ParseHeader(byte[] capture, int length, bool overflow, TransferSyntax syntax, out string? error)
+    private DicomDataset? ParseHeader(byte[] capture, int length, bool overflow, TransferSyntax syntax, out string? error)
     {
         error = null;
         try

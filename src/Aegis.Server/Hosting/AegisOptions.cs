@@ -12,6 +12,7 @@ public sealed class AegisOptions
     public HttpOptions Http { get; set; } = new();
     public IndexOptions Index { get; set; } = new();
     public StorageOptions Storage { get; set; } = new();
+    public IngestOptions Ingest { get; set; } = new();
     public TlsOptions Tls { get; set; } = new();
     /// <summary>The built-in OpenID Connect provider and external issuers (Aegis:Oidc; see Aegis.Web.OidcOptions).</summary>
     public Aegis.Web.OidcOptions Oidc { get; set; } = new();
@@ -77,6 +78,27 @@ public sealed class IndexOptions
 {
     /// <summary>PostgreSQL connection string; empty means the embedded SQLite index in the data folder.</summary>
     public string ConnectionString { get; set; } = "";
+}
+
+/// <summary>
+/// Limits of the DICOM parser on everything that is ingested (C-STORE, STOW-RS, `aegis import`), issue 9. A data set
+/// over a limit is refused with a clear reason; the defaults are the parser's own.
+/// </summary>
+public sealed class IngestOptions
+{
+    /// <summary>Largest single element value in the header (everything before Pixel Data), in bytes.</summary>
+    public long MaxElementLength { get; set; } = int.MaxValue;
+    /// <summary>Deepest sequence nesting accepted.</summary>
+    public int MaxSequenceDepth { get; set; } = 64;
+    /// <summary>Largest inflated size of a Deflated Explicit VR Little Endian data set, in bytes.</summary>
+    public long MaxInflatedLength { get; set; } = 1L << 31;
+
+    public Aegis.Dicom.IO.DicomReaderOptions ToReaderOptions() => new()
+    {
+        MaxValueLength = Math.Clamp(MaxElementLength, 1, int.MaxValue),
+        MaxDepth = Math.Clamp(MaxSequenceDepth, 1, 1024),
+        MaxInflatedLength = Math.Max(1, MaxInflatedLength),
+    };
 }
 
 public sealed class StorageOptions
