@@ -251,20 +251,11 @@ public sealed class ResearchAccessTests(ResearchServerFixture f) : IClassFixture
     public async Task Dimse_c_find_over_tls_with_user_identity_answers_de_identified_and_c_get_sends_de_identified_instances()
     {
         // DCMTK 3.6.7's findscu and getscu cannot send a user identity (no -usr): our client, over TLS, with username and passcode.
-        var roots = new X509Certificate2Collection(X509Certificate2.CreateFromPem(File.ReadAllText(f.Server.ServerCertificate)));
         var mrClass = "1.2.840.10008.5.1.4.1.1.4";
-        await using var client = await DicomClient.ConnectAsync("127.0.0.1", f.Server.TlsPort, new DicomClientOptions
-        {
-            CallingAE = "RESSCU", CalledAE = "AEGIS",
-            UserIdentity = UserIdentity.ForUsernameAndPasscode("res", ResearchServerFixture.Password),
-            Tls = new DicomTlsClientOptions { TrustedServerRoots = roots, ValidateServerName = false },
-            PresentationContexts =
-            [
-                new(DicomUids.StudyRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed),
-                new(DicomUids.StudyRootQueryRetrieveInformationModelGet, PresentationContextProposal.Uncompressed),
-                new(mrClass, PresentationContextProposal.Uncompressed, ScuRole: false, ScpRole: true),
-            ],
-        });
+        await using var client = await ConnectOverTlsAsync("RESSCU", "res",
+            new(DicomUids.StudyRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed),
+            new(DicomUids.StudyRootQueryRetrieveInformationModelGet, PresentationContextProposal.Uncompressed),
+            new(mrClass, PresentationContextProposal.Uncompressed, ScuRole: false, ScpRole: true));
         var q = new DicomDataset();
         q.Set(DicomTags.QueryRetrieveLevel, DicomVR.CS, "STUDY");
         foreach (var t in new[] { DicomTags.StudyInstanceUID, DicomTags.PatientName, DicomTags.PatientID, DicomTags.StudyDate, DicomTags.AccessionNumber, DicomTags.PatientBirthDate })
@@ -318,21 +309,12 @@ public sealed class ResearchAccessTests(ResearchServerFixture f) : IClassFixture
         var (exit, output) = await f.Server.CliAsync(ResearchServerFixture.Password + "\n", ["user", "add", "dimseref", "--role", "referrer", "--password-stdin"]);
         Assert.True(exit == 0, output);
         await f.Server.CliOkAsync("share", "--study", f.Archive.MrStudy, "--with", "dimseref");
-        var roots = new X509Certificate2Collection(X509Certificate2.CreateFromPem(File.ReadAllText(f.Server.ServerCertificate)));
-        await using var client = await DicomClient.ConnectAsync("127.0.0.1", f.Server.TlsPort, new DicomClientOptions
-        {
-            CallingAE = "REFSCU", CalledAE = "AEGIS",
-            UserIdentity = UserIdentity.ForUsernameAndPasscode("dimseref", ResearchServerFixture.Password),
-            Tls = new DicomTlsClientOptions { TrustedServerRoots = roots, ValidateServerName = false },
-            PresentationContexts =
-            [
-                new(DicomUids.StudyRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed),
-                new(DicomUids.PatientRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed),
-                new(DicomUids.StudyRootQueryRetrieveInformationModelGet, PresentationContextProposal.Uncompressed),
-                new("1.2.840.10008.5.1.4.1.1.4", PresentationContextProposal.Uncompressed, ScuRole: false, ScpRole: true),
-                new("1.2.840.10008.5.1.4.1.1.2", PresentationContextProposal.Uncompressed, ScuRole: false, ScpRole: true),
-            ],
-        });
+        await using var client = await ConnectOverTlsAsync("REFSCU", "dimseref",
+            new(DicomUids.StudyRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed),
+            new(DicomUids.PatientRootQueryRetrieveInformationModelFind, PresentationContextProposal.Uncompressed),
+            new(DicomUids.StudyRootQueryRetrieveInformationModelGet, PresentationContextProposal.Uncompressed),
+            new("1.2.840.10008.5.1.4.1.1.4", PresentationContextProposal.Uncompressed, ScuRole: false, ScpRole: true),
+            new("1.2.840.10008.5.1.4.1.1.2", PresentationContextProposal.Uncompressed, ScuRole: false, ScpRole: true));
         DicomDataset Study(string? uid)
         {
             var q = new DicomDataset();
@@ -374,6 +356,19 @@ public sealed class ResearchAccessTests(ResearchServerFixture f) : IClassFixture
         }
         Assert.True(await GetCount(f.Archive.MrStudy) > 0, "the shared study was not sent");
         Assert.Equal(0, await GetCount(f.Archive.CtStudy));
+    }
+
+    /// <summary>Our client over DICOM TLS with a username/passcode identity (DCMTK 3.6.7's findscu and getscu cannot send one).</summary>
+    private async Task<DicomClient> ConnectOverTlsAsync(string callingAE, string user, params PresentationContextProposal[] contexts)
+    {
+        var roots = new X509Certificate2Collection(X509Certificate2.CreateFromPem(File.ReadAllText(f.Server.ServerCertificate)));
+        return await DicomClient.ConnectAsync("127.0.0.1", f.Server.TlsPort, new DicomClientOptions
+        {
+            CallingAE = callingAE, CalledAE = "AEGIS",
+            UserIdentity = UserIdentity.ForUsernameAndPasscode(user, ResearchServerFixture.Password),
+            Tls = new DicomTlsClientOptions { TrustedServerRoots = roots, ValidateServerName = false },
+            PresentationContexts = contexts,
+        });
     }
 
     /// <summary>The bodies of a multipart/related response.</summary>
