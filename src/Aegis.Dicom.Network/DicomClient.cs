@@ -45,6 +45,8 @@ public sealed record DicomClientOptions
     public IReadOnlyList<SopClassExtendedNegotiation> ExtendedNegotiations { get; init; } = [];
     public IReadOnlyList<SopClassCommonExtendedNegotiation> CommonExtendedNegotiations { get; init; } = [];
     public DicomNetworkOptions Network { get; init; } = new();
+    /// <summary>Local address to connect from (a multi-homed host whose peer registered one of its addresses); null = the system's choice.</summary>
+    public System.Net.IPAddress? LocalAddress { get; init; }
 }
 
 /// <summary>The final outcome of a C-MOVE or C-GET: final status and sub-operation counts.</summary>
@@ -74,7 +76,9 @@ public sealed class DicomClient : IAsyncDisposable
     public static async Task<DicomClient> ConnectAsync(string host, int port, DicomClientOptions options, CancellationToken ct = default)
     {
         var net = options.Network;
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = options.LocalAddress is { } local
+            ? new Socket(local.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }
+            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         Stream stream;
         X509Certificate2? serverCert = null;
         try
@@ -82,6 +86,7 @@ public sealed class DicomClient : IAsyncDisposable
             using (var connect = CancellationTokenSource.CreateLinkedTokenSource(ct))
             {
                 connect.CancelAfter(net.ConnectTimeout);
+                if (options.LocalAddress is { } from) socket.Bind(new System.Net.IPEndPoint(from, 0));
                 await socket.ConnectAsync(host, port, connect.Token).ConfigureAwait(false);
             }
             socket.NoDelay = true;

@@ -18,15 +18,23 @@ public sealed record DicomServerOptions
     public int Port { get; init; }
     /// <summary>When set, every connection on this port must complete a TLS handshake first; there is no plain fallback.</summary>
     public DicomTlsServerOptions? Tls { get; init; }
+    /// <summary>Established associations, in total.</summary>
     public int MaxAssociations { get; init; } = 200;
+    /// <summary>Established associations from one remote address; also the pending connections one address may hold.</summary>
     public int MaxAssociationsPerAddress { get; init; } = 32;
+    /// <summary>
+    /// Connections accepted but not yet decided (TLS handshake, A-ASSOCIATE-RQ, policy), in total. When full, the oldest
+    /// one still waiting for its request is closed to make room (see <see cref="ConnectionAdmission"/>).
+    /// </summary>
+    public int MaxPendingAssociations { get; init; } = 128;
     public DicomNetworkOptions Network { get; init; } = new();
 }
 
 /// <summary>
 /// The SCP side: accepts TCP (or TLS) connections, runs one <see cref="DicomAssociation"/> acceptor per connection, asks the
-/// <see cref="IAssociationPolicy"/> and serves DIMSE through the <see cref="IDicomServiceHandler"/>. Limits overall and per
-/// peer address are answered with A-ASSOCIATE-RJ (transient, presentation provider, local limit exceeded).
+/// <see cref="IAssociationPolicy"/> and serves DIMSE through the <see cref="IDicomServiceHandler"/>. Who gets a slot is
+/// <see cref="ConnectionAdmission"/>'s: pending connections shed oldest-first, established associations limited overall and
+/// per peer address with A-ASSOCIATE-RJ (transient, presentation provider, local limit exceeded).
 /// </summary>
 public sealed class DicomServer : IAsyncDisposable
 {
@@ -34,7 +42,7 @@ public sealed class DicomServer : IAsyncDisposable
     private readonly IAssociationPolicy _policy;
     private readonly IDicomServiceHandler _handler;
     private readonly CancellationTokenSource _stop = new();
-    private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
+    private readonly ConnectionAdmission _admission;
     private readonly ConcurrentDictionary<Task, byte> _connections = new();
     private Socket? _listener;
     private Task? _acceptLoop;
@@ -46,6 +54,8 @@ public sealed class DicomServer : IAsyncDisposable
         _options = options;
         _policy = policy;
         _handler = handler;
+        _admission = new ConnectionAdmission(Math.Max(1, options.MaxAssociations), Math.Max(1, options.MaxAssociationsPerAddress),
+            Math.Max(1, options.MaxPendingAssociations), Math.Max(1, Math.Min(options.MaxAssociationsPerAddress, options.MaxPendingAssociations)));
     }
 
     public IPEndPoint LocalEndPoint => (IPEndPoint)(_listener?.LocalEndPoint ?? throw new InvalidOperationException("Server not started"));
@@ -53,6 +63,8 @@ public sealed class DicomServer : IAsyncDisposable
     public int ActiveConnections => Volatile.Read(ref _active);
     /// <summary>Connections accepted since start.</summary>
     public long ConnectionsServed => Interlocked.Read(ref _served);
+    /// <summary>Pending connections closed to make room for newer ones since start.</summary>
+    public long ConnectionsShed => _admission.ShedCount;
 
     /// <summary>Raised when an association is established (after the A-ASSOCIATE-AC is sent).</summary>
     public event Action<DicomAssociation>? AssociationEstablished;
@@ -99,18 +111,21 @@ public sealed class DicomServer : IAsyncDisposable
     {
         await Task.Yield();
         var remote = (IPEndPoint)socket.RemoteEndPoint!;
-        int active = Interlocked.Increment(ref _active);
-        int perAddress = _perAddress.AddOrUpdate(remote.Address, 1, (_, n) => n + 1);
+        Interlocked.Increment(ref _active);
         string outcome = "closed";
+        var slot = _admission.Admit(remote.Address, () =>
+        {
+            // Shed for a newer connection: close it under the reader, which ends the association as a peer close.
+            try { socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { }
+            socket.Dispose();
+        });
         try
         {
+            // Every pending slot is held by a request being decided: do not even speak DICOM, just close (a flood must
+            // not cost a handshake each).
+            if (slot is null) { outcome = "every pending connection slot is deciding a request"; return; }
             // Nagle off: DIMSE is request/response; a delayed ACK on a split PDU otherwise costs ~40 ms per message.
             socket.NoDelay = true;
-            // Far over the limit: do not even speak DICOM, just close (a flood must not cost a handshake each).
-            if (active > _options.MaxAssociations * 2) { outcome = "over connection limit"; return; }
-            // The same for one address far over its own limit: an idle flood from one peer must not fill the overall
-            // limit and lock registered AEs at other addresses out.
-            if (perAddress > _options.MaxAssociationsPerAddress * 2) { outcome = "over the per-address connection limit"; return; }
             var net = _options.Network;
             Stream stream = new NetworkStream(socket, ownsSocket: true);
             X509Certificate2? clientCert = null;
@@ -124,33 +139,61 @@ public sealed class DicomServer : IAsyncDisposable
                 {
                     await ssl.AuthenticateAsServerAsync(tls.ToSslOptions(), hs.Token).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException or OperationCanceledException or System.ComponentModel.Win32Exception)
+                catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException or OperationCanceledException or System.ComponentModel.Win32Exception or ObjectDisposedException)
                 {
-                    outcome = $"TLS handshake failed: {e.Message}";
+                    outcome = slot.WasShed ? "closed to make room for newer connections" : $"TLS handshake failed: {e.Message}";
                     await ssl.DisposeAsync().ConfigureAwait(false);
                     return;
                 }
                 clientCert = ssl.RemoteCertificate is null ? null : new X509Certificate2(ssl.RemoteCertificate);
             }
-            bool overLimit = active > _options.MaxAssociations || perAddress > _options.MaxAssociationsPerAddress;
             await DicomAssociation.ServeAsync(stream, net, remote, _options.Tls is not null, clientCert,
-                (a, rq, c) => overLimit
-                    ? ValueTask.FromResult(AssociationDecision.Reject(AssociateRejectResult.RejectedTransient, AssociateRejectSource.ServiceProviderPresentation, AssociateRejectReason.PresentationLocalLimitExceeded))
-                    : _policy.DecideAsync(new AssociationRequest(rq.CallingAE, rq.CalledAE, remote, a.IsTls, clientCert, rq.UserInformation.UserIdentity, rq.PresentationContexts, rq), c),
+                (a, rq, c) => DecideAsync(slot, remote, a, rq, clientCert, c),
                 _handler, a => AssociationEstablished?.Invoke(a), a => AssociationEnded?.Invoke(a), ct).ConfigureAwait(false);
+            if (slot.WasShed) outcome = "closed to make room for newer connections";
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or PduException)
         {
-            outcome = e.Message;
+            outcome = slot?.WasShed == true ? "closed to make room for newer connections" : e.Message;
         }
         finally
         {
             try { socket.Dispose(); } catch (ObjectDisposedException) { }
             Interlocked.Decrement(ref _active);
-            _perAddress.AddOrUpdate(remote.Address, 0, (_, n) => n - 1);
-            if (_perAddress.TryGetValue(remote.Address, out int left) && left <= 0) _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(remote.Address, left));
+            if (slot is not null) _admission.Release(slot);
             ConnectionClosed?.Invoke(remote, outcome);
         }
+    }
+
+    private static readonly AssociationDecision LocalLimitExceeded =
+        AssociationDecision.Reject(AssociateRejectResult.RejectedTransient, AssociateRejectSource.ServiceProviderPresentation, AssociateRejectReason.PresentationLocalLimitExceeded);
+
+    /// <summary>
+    /// Limits first (cheap, and a flood must not make the policy verify passcodes), then the policy, then the
+    /// established slot, which may have filled while the policy decided.
+    /// </summary>
+    private async ValueTask<AssociationDecision> DecideAsync(ConnectionAdmission.Slot slot, IPEndPoint remote, DicomAssociation a, Pdu.AAssociateRQ rq,
+        X509Certificate2? clientCert, CancellationToken ct)
+    {
+        if (!_admission.BeginDecision(slot, out string? refusal))
+        {
+            a.LastError = refusal;
+            _admission.EndDecision(slot, accepted: false, out _);
+            return LocalLimitExceeded;
+        }
+        AssociationDecision decision;
+        try
+        {
+            decision = await _policy.DecideAsync(new AssociationRequest(rq.CallingAE, rq.CalledAE, remote, a.IsTls, clientCert, rq.UserInformation.UserIdentity, rq.PresentationContexts, rq), ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            _admission.EndDecision(slot, accepted: false, out _);
+            throw;
+        }
+        if (_admission.EndDecision(slot, decision.IsAccepted, out refusal) || !decision.IsAccepted) return decision;
+        a.LastError = refusal;
+        return LocalLimitExceeded;
     }
 
     public async Task StopAsync()

@@ -472,7 +472,7 @@ public sealed partial class DicomAssociation : IAsyncDisposable
     }
 
     /// <summary>Why the association failed, for logs and tests (the PDU or DIMSE error text, with offsets).</summary>
-    public string? LastError { get; private set; }
+    public string? LastError { get; internal set; }
 
     /// <returns>false when the reader must stop.</returns>
     private async Task<bool> HandleReceivedAsync(ReceivedPdu received)

@@ -35,7 +35,7 @@ internal sealed class DimseListenerService(
             ShutdownGrace = ShutdownGrace,
         };
         if (options.Dicom.Port > 0)
-            Start(new DicomServerOptions { Address = address, Port = options.Dicom.Port, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, Network = network }, policy, "DICOM");
+            Start(new DicomServerOptions { Address = address, Port = options.Dicom.Port, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, MaxPendingAssociations = options.Dicom.MaxPendingAssociations, Network = network }, policy, "DICOM");
         if (options.Dicom.TlsPort > 0)
         {
             var tls = new DicomTlsServerOptions
@@ -46,7 +46,7 @@ internal sealed class DimseListenerService(
                 // AEs registered with --tls-cert-sha256 pin self-signed certificates; the policy checks the fingerprint.
                 AcceptPinnedClientCertificates = true,
             };
-            Start(new DicomServerOptions { Address = address, Port = options.Dicom.TlsPort, Tls = tls, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, Network = network }, policy, "DICOM TLS");
+            Start(new DicomServerOptions { Address = address, Port = options.Dicom.TlsPort, Tls = tls, MaxAssociations = options.Dicom.MaxAssociations, MaxAssociationsPerAddress = options.Dicom.MaxAssociationsPerAddress, MaxPendingAssociations = options.Dicom.MaxPendingAssociations, Network = network }, policy, "DICOM TLS");
         }
         return Task.CompletedTask;
     }

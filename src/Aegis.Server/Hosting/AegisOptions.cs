@@ -27,8 +27,15 @@ public sealed class DicomOptions
     /// <summary>DICOM TLS port (PS3.15 B.12; 2762 is the registered "dicom-tls" port; 0 disables it).</summary>
     public int TlsPort { get; set; } = 2762;
     public string BindAddress { get; set; } = "0.0.0.0";
+    /// <summary>Established associations per listener (plain and TLS each); over it: A-ASSOCIATE-RJ, transient, local limit exceeded.</summary>
     public int MaxAssociations { get; set; } = 200;
+    /// <summary>Established associations from one address, and the pending connections one address may hold.</summary>
     public int MaxAssociationsPerAddress { get; set; } = 32;
+    /// <summary>
+    /// Connections not yet decided (TLS handshake, A-ASSOCIATE-RQ, policy) per listener. When full, the oldest one still
+    /// waiting for its request is closed for the newcomer, so a flood of idle connections cannot lock registered AEs out.
+    /// </summary>
+    public int MaxPendingAssociations { get; set; } = 128;
     /// <summary>Largest PDU we accept (PS3.8 D.1 maximum length we announce).</summary>
     public int MaxPduLength { get; set; } = 1 << 20;
     /// <summary>Largest A-ASSOCIATE-RQ PDU read (user information, extended negotiation); a larger one is aborted.</summary>

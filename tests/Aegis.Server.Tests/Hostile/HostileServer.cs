@@ -19,7 +19,7 @@ namespace Aegis.Server.Tests.Hostile;
 public sealed class HostileServer : IAsyncLifetime
 {
     public const string TechPassword = "Rx7-Hostile-4r9-Wq";
-    public const int MaxAssociations = 40, MaxAssociationsPerAddress = 8, AssociationTimeoutSeconds = 2, IdleTimeoutSeconds = 4;
+    public const int MaxAssociations = 40, MaxAssociationsPerAddress = 8, MaxPendingAssociations = 32, AssociationTimeoutSeconds = 2, IdleTimeoutSeconds = 4;
     public const int RequestHeadersTimeoutSeconds = 3, MinRequestBodyGraceSeconds = 2, MaxRequestBodyBytes = 16 << 20;
     public const long MaxDecompressedBodyBytes = 64 << 20;
 
@@ -28,6 +28,7 @@ public sealed class HostileServer : IAsyncLifetime
     {
         ["Aegis__Dicom__MaxAssociations"] = I(MaxAssociations),
         ["Aegis__Dicom__MaxAssociationsPerAddress"] = I(MaxAssociationsPerAddress),
+        ["Aegis__Dicom__MaxPendingAssociations"] = I(MaxPendingAssociations),
         ["Aegis__Dicom__AssociationTimeoutSeconds"] = I(AssociationTimeoutSeconds),
         ["Aegis__Dicom__DimseTimeoutSeconds"] = "5",
         ["Aegis__Dicom__IdleTimeoutSeconds"] = I(IdleTimeoutSeconds),
