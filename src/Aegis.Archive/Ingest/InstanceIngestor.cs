@@ -18,6 +18,8 @@ public enum IngestOutcome
     DuplicateRejected,
     /// <summary>The data set was refused (unreadable, missing UIDs, mismatch with the request).</summary>
     Invalid,
+    /// <summary>The data set was larger than the archive accepts per instance; reading stopped at the limit, nothing kept.</summary>
+    TooLarge,
 }
 
 public sealed record IngestResult(IngestOutcome Outcome, string SopClassUid, string SopInstanceUid, string? StudyInstanceUid, string? PatientId, string? Message)
@@ -30,8 +32,15 @@ public sealed record IngestResult(IngestOutcome Outcome, string SopClassUid, str
 /// blob if the index fails: the caller acknowledges only after this returns a stored outcome, by which time the
 /// file is fsynced and renamed into place, its directory fsynced and the index transaction committed.
 /// </summary>
-public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, DuplicatePolicy duplicatePolicy, DicomReaderOptions? readerLimits = null)
+public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, DuplicatePolicy duplicatePolicy, DicomReaderOptions? readerLimits = null,
+    long maxDataSetLength = long.MaxValue)
 {
+    /// <summary>
+    /// Largest data set accepted per instance, in bytes as received (after the file meta group). A C-STORE carries no
+    /// length, so without this a peer could stream until the disk is full (issue 9); reading stops at the limit.
+    /// </summary>
+    public long MaxDataSetLength { get; } = maxDataSetLength > 0 ? maxDataSetLength : long.MaxValue;
+
     // Hostile-input limits of the header parse (issue 9: largest element, nesting depth, inflated size of a deflated
     // data set), configurable by the host; where to stop and how strict to be are the ingestor's own choice.
     private readonly DicomReaderOptions HeaderOptions = (readerLimits ?? DicomReaderOptions.Default) with { StopBefore = 0x7FE0_0010, Lenient = false };
@@ -74,6 +83,7 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
             var capture = ArrayPool<byte>.Shared.Rent(HeaderCaptureBytes);
             int captured = 0;
             bool overflow = false;
+            long total = 0;
             try
             {
                 var buffer = ArrayPool<byte>.Shared.Rent(128 * 1024);
@@ -82,6 +92,14 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
                     int n;
                     while ((n = await dataSet.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
                     {
+                        total += n;
+                        if (total > MaxDataSetLength)
+                        {
+                            // Stop reading: the caller discards the rest (the network layer drains the PDVs, STOW-RS
+                            // skips to the next part) and the partial blob is aborted below, as it was never committed.
+                            return new IngestResult(IngestOutcome.TooLarge, expectedSopClass, expectedSopInstance, null, null,
+                                $"the data set is larger than {MaxDataSetLength} bytes, the archive's limit per instance; nothing was stored");
+                        }
                         if (captured < HeaderCaptureBytes)
                         {
                             int c = Math.Min(n, HeaderCaptureBytes - captured);

@@ -155,6 +155,10 @@ internal static class ImportCommand
                     Interlocked.Increment(ref counts.DuplicateRejected);
                     notes.Enqueue($"refused (different instance with the same SOP Instance UID already stored): {file}");
                     break;
+                case IngestOutcome.TooLarge:
+                    Interlocked.Increment(ref counts.Invalid);
+                    notes.Enqueue($"refused (over Aegis:Ingest:MaxDataSetLength, {archive.Ingestor.MaxDataSetLength} bytes): {file}");
+                    break;
                 default:
                     Interlocked.Increment(ref counts.Invalid);
                     notes.Enqueue($"invalid: {file}: {PhiScrubber.Scrub(r.Message)}");

@@ -98,6 +98,8 @@ internal sealed class ArchiveDimseService(
             IngestOutcome.Stored or IngestOutcome.AlreadyStored or IngestOutcome.Replaced => DimseStatus.Success,
             // PS3.4 B.2.3: warning statuses keep the sender's copy safe; the duplicate was not stored.
             IngestOutcome.DuplicateRejected => new DimseStatus(0xB007, Truncate(result.Message)),
+            // PS3.4 B.2.3: A7xx Refused: Out of Resources; the rest of the data set is discarded as it arrives.
+            IngestOutcome.TooLarge => DimseStatus.OutOfResources with { ErrorComment = Truncate($"data set over the limit of {archive.Ingestor.MaxDataSetLength} bytes") },
             _ => DimseStatus.DataSetDoesNotMatchSopClass with { ErrorComment = Truncate(result.Message) },
         };
     }

@@ -99,6 +99,11 @@ public sealed class IngestOptions
     public int MaxSequenceDepth { get; set; } = 64;
     /// <summary>Largest inflated size of a Deflated Explicit VR Little Endian data set, in bytes.</summary>
     public long MaxInflatedLength { get; set; } = 1L << 31;
+    /// <summary>
+    /// Largest data set accepted per instance, in bytes as received (C-STORE PDVs, a STOW-RS part or an imported file
+    /// after its meta group); 0 = no limit. Over it: C-STORE A700 (out of resources), STOW-RS failure reason A700.
+    /// </summary>
+    public long MaxDataSetLength { get; set; } = 4L << 30;
 
     public Aegis.Dicom.IO.DicomReaderOptions ToReaderOptions() => new()
     {

@@ -26,7 +26,7 @@ public sealed class ArchiveServices : IAsyncDisposable
         Accounts = accounts;
         AeRegistry = aes;
         var policy = Enum.TryParse<DuplicatePolicy>(options.Dicom.DuplicatePolicy, ignoreCase: true, out var p) ? p : DuplicatePolicy.Replace;
-        Ingestor = new InstanceIngestor(blobs, index, policy, options.Ingest.ToReaderOptions());
+        Ingestor = new InstanceIngestor(blobs, index, policy, options.Ingest.ToReaderOptions(), options.Ingest.MaxDataSetLength);
         AccessPolicy = new DimseAccessPolicy(options.Dicom.AeTitle, aes, accounts, jwtValidator: null, audit);
         if (!string.IsNullOrEmpty(options.Tls.TrustedCaFile))
         {

@@ -209,6 +209,9 @@ internal sealed partial class DicomWebService
             case IngestOutcome.DuplicateRejected:
                 failed.Add((result.SopClassUid, result.SopInstanceUid, DuplicateSopInstance, result.Message ?? "duplicate"));
                 break;
+            case IngestOutcome.TooLarge:
+                failed.Add((result.SopClassUid, result.SopInstanceUid, OutOfResources, $"part {part}: {result.Message}"));
+                break;
             default:
                 failed.Add((result.SopClassUid, result.SopInstanceUid, result.Message?.Contains("differs", StringComparison.Ordinal) == true ? DataSetDoesNotMatch : CannotUnderstand,
                     result.Message ?? "invalid"));

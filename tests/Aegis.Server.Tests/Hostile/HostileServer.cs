@@ -21,7 +21,7 @@ public sealed class HostileServer : IAsyncLifetime
     public const string TechPassword = "Rx7-Hostile-4r9-Wq";
     public const int MaxAssociations = 40, MaxAssociationsPerAddress = 8, MaxPendingAssociations = 32, AssociationTimeoutSeconds = 2, IdleTimeoutSeconds = 4;
     public const int RequestHeadersTimeoutSeconds = 3, MinRequestBodyGraceSeconds = 2, MaxRequestBodyBytes = 16 << 20;
-    public const long MaxDecompressedBodyBytes = 64 << 20;
+    public const long MaxDecompressedBodyBytes = 64 << 20, MaxDataSetLength = 8 << 20;
 
     /// <summary>Settings given to the server (the .NET environment convention `aegis serve` documents).</summary>
     public static readonly IReadOnlyDictionary<string, string> Settings = new Dictionary<string, string>
@@ -37,6 +37,7 @@ public sealed class HostileServer : IAsyncLifetime
         ["Aegis__Http__MinRequestBodyGraceSeconds"] = I(MinRequestBodyGraceSeconds),
         ["Aegis__Http__MaxDecompressedBodyBytes"] = MaxDecompressedBodyBytes.ToString(CultureInfo.InvariantCulture),
         ["Aegis__Http__TlsHandshakeTimeoutSeconds"] = "3",
+        ["Aegis__Ingest__MaxDataSetLength"] = MaxDataSetLength.ToString(CultureInfo.InvariantCulture),
     };
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);

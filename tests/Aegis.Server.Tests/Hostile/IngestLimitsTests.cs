@@ -78,4 +78,16 @@ public sealed class IngestLimitsTests
         Assert.False(string.IsNullOrEmpty(big.Message));
         Assert.True((await IngestAsync(max4k, Instance(nesting: 0, privateBytes: 2_000))).Stored);
     }
+
+    [Fact]
+    public async Task A_data_set_longer_than_the_configured_maximum_is_refused_and_a_shorter_one_stored()
+    {
+        string[] max16k = ["--Aegis:Ingest:MaxDataSetLength=16384"];
+        var big = await IngestAsync(max16k, Instance(nesting: 0, privateBytes: 20_000));
+        Assert.False(big.Stored);
+        Assert.Contains("larger than 16384 bytes", big.Message ?? "");
+        Assert.True((await IngestAsync(max16k, Instance(nesting: 0, privateBytes: 8_000))).Stored);
+        // 0 = no limit.
+        Assert.True((await IngestAsync(["--Aegis:Ingest:MaxDataSetLength=0"], Instance(nesting: 0, privateBytes: 20_000))).Stored);
+    }
 }
