@@ -20,6 +20,24 @@ public enum IngestOutcome
     Invalid,
     /// <summary>The data set was larger than the archive accepts per instance; reading stopped at the limit, nothing kept.</summary>
     TooLarge,
+    /// <summary>The storage volume's free space is below the configured floor; nothing kept (retry once space is freed).</summary>
+    StorageFull,
+}
+
+/// <summary>
+/// The least free space the volume holding <paramref name="Path"/> must keep: an archive that fills its disk corrupts
+/// more than the instance that filled it (the index's write-ahead log, the audit trail), so stores stop short of it.
+/// </summary>
+public sealed record StorageFloor(string Path, long MinFreeBytes)
+{
+    /// <summary>Bytes free for this process on the volume (statvfs; about 2 µs).</summary>
+    public long AvailableBytes() => new DriveInfo(Path).AvailableFreeSpace;
+
+    public bool IsBelow(out long available)
+    {
+        available = AvailableBytes();
+        return available < MinFreeBytes;
+    }
 }
 
 public sealed record IngestResult(IngestOutcome Outcome, string SopClassUid, string SopInstanceUid, string? StudyInstanceUid, string? PatientId, string? Message)
@@ -33,8 +51,15 @@ public sealed record IngestResult(IngestOutcome Outcome, string SopClassUid, str
 /// file is fsynced and renamed into place, its directory fsynced and the index transaction committed.
 /// </summary>
 public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, DuplicatePolicy duplicatePolicy, DicomReaderOptions? readerLimits = null,
-    long maxDataSetLength = long.MaxValue)
+    long maxDataSetLength = long.MaxValue, StorageFloor? storageFloor = null)
 {
+    // Free space is checked before an instance and again every 16 MiB of it, so one large instance cannot cross the floor
+    // by more than that.
+    private const long FloorCheckInterval = 16L << 20;
+
+    /// <summary>The free-space floor of the store's volume, when there is one.</summary>
+    public StorageFloor? StorageFloor { get; } = storageFloor is { MinFreeBytes: > 0 } ? storageFloor : null;
+
     /// <summary>
     /// Largest data set accepted per instance, in bytes as received (after the file meta group). A C-STORE carries no
     /// length, so without this a peer could stream until the disk is full (issue 9); reading stops at the limit.
@@ -75,6 +100,8 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
     private async Task<IngestResult> IngestAsync(DicomDataset meta, TransferSyntax syntax, Stream dataSet, string? sourceAE,
         string expectedSopClass, string expectedSopInstance, CancellationToken ct)
     {
+        if (StorageFloor is { } floor && floor.IsBelow(out long free))
+            return Full(expectedSopClass, expectedSopInstance, free);
         var writer = await store.BeginWriteAsync(ct).ConfigureAwait(false);
         StoredBlob? blob = null;
         try
@@ -83,7 +110,7 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
             var capture = ArrayPool<byte>.Shared.Rent(HeaderCaptureBytes);
             int captured = 0;
             bool overflow = false;
-            long total = 0;
+            long total = 0, nextFloorCheck = FloorCheckInterval;
             try
             {
                 var buffer = ArrayPool<byte>.Shared.Rent(128 * 1024);
@@ -99,6 +126,11 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
                             // skips to the next part) and the partial blob is aborted below, as it was never committed.
                             return new IngestResult(IngestOutcome.TooLarge, expectedSopClass, expectedSopInstance, null, null,
                                 $"the data set is larger than {MaxDataSetLength} bytes, the archive's limit per instance; nothing was stored");
+                        }
+                        if (total >= nextFloorCheck && StorageFloor is { } f)
+                        {
+                            nextFloorCheck += FloorCheckInterval;
+                            if (f.IsBelow(out long left)) return Full(expectedSopClass, expectedSopInstance, left);
                         }
                         if (captured < HeaderCaptureBytes)
                         {
@@ -169,6 +201,10 @@ public sealed class InstanceIngestor(IBlobStore store, ArchiveIndex index, Dupli
             await writer.DisposeAsync().ConfigureAwait(false);
         }
     }
+
+    private IngestResult Full(string sopClass, string sopInstance, long free) =>
+        new(IngestOutcome.StorageFull, sopClass, sopInstance, null, null,
+            $"the storage volume has {free / (1 << 20)} MiB free, below the archive's floor of {StorageFloor!.MinFreeBytes / (1 << 20)} MiB; nothing was stored");
 
     private async Task<IngestResult> Refuse(StoredBlob blob, string sopClass, string sopInstance, string message)
     {

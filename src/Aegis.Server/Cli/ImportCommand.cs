@@ -159,6 +159,10 @@ internal static class ImportCommand
                     Interlocked.Increment(ref counts.Invalid);
                     notes.Enqueue($"refused (over Aegis:Ingest:MaxDataSetLength, {archive.Ingestor.MaxDataSetLength} bytes): {file}");
                     break;
+                case IngestOutcome.StorageFull:
+                    Interlocked.Increment(ref counts.Failed);
+                    notes.Enqueue($"not stored ({r.Message}): {file}");
+                    break;
                 default:
                     Interlocked.Increment(ref counts.Invalid);
                     notes.Enqueue($"invalid: {file}: {PhiScrubber.Scrub(r.Message)}");

@@ -89,6 +89,8 @@ internal sealed class ArchiveDimseService(
             archive.Audit.Post(AuditEvent.InstancesStored(actor, null, [], AuditOutcome.SeriousFailure, description: ex.GetType().Name));
             return DimseStatus.OutOfResources with { ErrorComment = "the instance could not be stored" };
         }
+        // The operator must hear of a full disk before the modalities' queues do.
+        if (result.Outcome == IngestOutcome.StorageFull) log.LogWarning("C-STORE from {Caller} refused: {Reason}", association.CallingAE, result.Message);
         var outcome = result.IsStored ? AuditOutcome.Success : AuditOutcome.MinorFailure;
         archive.Audit.Post(AuditEvent.InstancesStored(actor, result.PatientId, result.StudyInstanceUid is null ? [] : [result.StudyInstanceUid], outcome,
             new Dictionary<string, int> { [result.SopClassUid] = 1 }, result.Message));
@@ -100,6 +102,7 @@ internal sealed class ArchiveDimseService(
             IngestOutcome.DuplicateRejected => new DimseStatus(0xB007, Truncate(result.Message)),
             // PS3.4 B.2.3: A7xx Refused: Out of Resources; the rest of the data set is discarded as it arrives.
             IngestOutcome.TooLarge => DimseStatus.OutOfResources with { ErrorComment = Truncate($"data set over the limit of {archive.Ingestor.MaxDataSetLength} bytes") },
+            IngestOutcome.StorageFull => DimseStatus.OutOfResources with { ErrorComment = "archive storage is full; retry later" },
             _ => DimseStatus.DataSetDoesNotMatchSopClass with { ErrorComment = Truncate(result.Message) },
         };
     }

@@ -115,6 +115,11 @@ public sealed class IngestOptions
 
 public sealed class StorageOptions
 {
+    /// <summary>
+    /// Free space the data folder's volume must keep, in bytes; below it every store is refused (C-STORE and STOW-RS
+    /// A700) until space is freed. Checked before each instance and every 16 MiB of one. 0 = no floor.
+    /// </summary>
+    public long MinFreeBytes { get; set; } = 1L << 30;
     /// <summary>Base64 master key given by the environment (AEGIS_MASTER_KEY works too); else DIR/keys/master.key.</summary>
     public string MasterKeyFile { get; set; } = "";
 }

@@ -26,7 +26,8 @@ public sealed class ArchiveServices : IAsyncDisposable
         Accounts = accounts;
         AeRegistry = aes;
         var policy = Enum.TryParse<DuplicatePolicy>(options.Dicom.DuplicatePolicy, ignoreCase: true, out var p) ? p : DuplicatePolicy.Replace;
-        Ingestor = new InstanceIngestor(blobs, index, policy, options.Ingest.ToReaderOptions(), options.Ingest.MaxDataSetLength);
+        Ingestor = new InstanceIngestor(blobs, index, policy, options.Ingest.ToReaderOptions(), options.Ingest.MaxDataSetLength,
+            options.Storage.MinFreeBytes > 0 ? new StorageFloor(data.StoreDirectory, options.Storage.MinFreeBytes) : null);
         AccessPolicy = new DimseAccessPolicy(options.Dicom.AeTitle, aes, accounts, jwtValidator: null, audit);
         if (!string.IsNullOrEmpty(options.Tls.TrustedCaFile))
         {

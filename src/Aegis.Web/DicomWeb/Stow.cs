@@ -209,7 +209,7 @@ internal sealed partial class DicomWebService
             case IngestOutcome.DuplicateRejected:
                 failed.Add((result.SopClassUid, result.SopInstanceUid, DuplicateSopInstance, result.Message ?? "duplicate"));
                 break;
-            case IngestOutcome.TooLarge:
+            case IngestOutcome.TooLarge or IngestOutcome.StorageFull:
                 failed.Add((result.SopClassUid, result.SopInstanceUid, OutOfResources, $"part {part}: {result.Message}"));
                 break;
             default:

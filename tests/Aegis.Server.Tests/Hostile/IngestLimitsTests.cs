@@ -90,4 +90,13 @@ public sealed class IngestLimitsTests
         // 0 = no limit.
         Assert.True((await IngestAsync(["--Aegis:Ingest:MaxDataSetLength=0"], Instance(nesting: 0, privateBytes: 20_000))).Stored);
     }
+
+    [Fact]
+    public async Task Below_the_free_space_floor_nothing_is_stored_and_without_a_floor_it_is()
+    {
+        var refused = await IngestAsync(["--Aegis:Storage:MinFreeBytes=" + (1L << 50)], Instance(nesting: 0, privateBytes: 0));
+        Assert.False(refused.Stored);
+        Assert.Contains("below the archive's floor", refused.Message ?? "");
+        Assert.True((await IngestAsync(["--Aegis:Storage:MinFreeBytes=0"], Instance(nesting: 0, privateBytes: 0))).Stored);
+    }
 }
