@@ -7,8 +7,9 @@ namespace Aegis.Dicom.Network;
 /// association is decided (TLS handshake, A-ASSOCIATE-RQ, policy) and <em>established</em> once accepted.
 /// <para>
 /// Pending connections have a pool of their own, in total and per remote address. When a new connection finds its pool
-/// full, the oldest pending connection that is still waiting for its A-ASSOCIATE-RQ is closed to make room, rather than
-/// the new one being refused. A peer that connects and never speaks therefore holds a slot only until newer
+/// full, a pending connection that is still waiting for its A-ASSOCIATE-RQ is closed to make room, rather than the new
+/// one being refused: the address's own oldest when the address is at its allowance, else the oldest of the address
+/// holding the most pending slots. A peer that connects and never speaks therefore holds a slot only until newer
 /// connections push it out, not for the whole ARTIM period (PS3.8 9.1.5): a flood of idle connections, even from many
 /// addresses, cannot lock a registered AE out, because the AE's own connection sends its request at once and reaches
 /// the decision before the flood can push it out. A flood from one address only ever displaces its own connections.
@@ -20,7 +21,11 @@ namespace Aegis.Dicom.Network;
 /// pool is the registered peers' own.
 /// </para>
 /// </summary>
-public sealed class ConnectionAdmission(int maxAssociations, int maxAssociationsPerAddress, int maxPending, int maxPendingPerAddress)
+/// <remarks>
+/// Nothing here is DICOM-specific: the HTTPS listener admits its connections the same way (pending until the first request,
+/// established after), with <paramref name="noun"/> naming what is established in the refusal texts.
+/// </remarks>
+public sealed class ConnectionAdmission(int maxAssociations, int maxAssociationsPerAddress, int maxPending, int maxPendingPerAddress, string noun = "associations")
 {
     private readonly Lock _gate = new();
     // Pending connections still waiting for their request, oldest first: the candidates to shed.
@@ -71,7 +76,7 @@ public sealed class ConnectionAdmission(int maxAssociations, int maxAssociations
             }
             else if (_pending >= maxPending)
             {
-                victim = OldestWaiting(null);
+                victim = OldestOfTheBusiestAddress();
                 if (victim is null) return null;
             }
             if (victim is not null) ShedLocked(victim);
@@ -102,8 +107,8 @@ public sealed class ConnectionAdmission(int maxAssociations, int maxAssociations
             slot.Node = null;
             slot.State = SlotState.Deciding;
             var counts = CountsOf(slot.Address);
-            if (_established >= maxAssociations) refusal = $"{maxAssociations} associations are established, the limit";
-            else if (counts.Established >= maxAssociationsPerAddress) refusal = $"{maxAssociationsPerAddress} associations from {slot.Address} are established, the per-address limit";
+            if (_established >= maxAssociations) refusal = $"{maxAssociations} {noun} are established, the limit";
+            else if (counts.Established >= maxAssociationsPerAddress) refusal = $"{maxAssociationsPerAddress} {noun} from {slot.Address} are established, the per-address limit";
             return refusal is null;
         }
     }
@@ -122,8 +127,8 @@ public sealed class ConnectionAdmission(int maxAssociations, int maxAssociations
             _pending--;
             counts.Pending--;
             if (!accepted) { slot.State = SlotState.Released; Forget(slot.Address, counts); return false; }
-            if (_established >= maxAssociations) refusal = $"{maxAssociations} associations are established, the limit";
-            else if (counts.Established >= maxAssociationsPerAddress) refusal = $"{maxAssociationsPerAddress} associations from {slot.Address} are established, the per-address limit";
+            if (_established >= maxAssociations) refusal = $"{maxAssociations} {noun} are established, the limit";
+            else if (counts.Established >= maxAssociationsPerAddress) refusal = $"{maxAssociationsPerAddress} {noun} from {slot.Address} are established, the per-address limit";
             if (refusal is not null) { slot.State = SlotState.Released; Forget(slot.Address, counts); return false; }
             slot.State = SlotState.Established;
             _established++;
@@ -173,11 +178,29 @@ public sealed class ConnectionAdmission(int maxAssociations, int maxAssociations
         if (counts.Pending == 0 && counts.Established == 0) _byAddress.Remove(address);
     }
 
-    private Slot? OldestWaiting(IPAddress? address)
+    private Slot? OldestWaiting(IPAddress address)
     {
         for (var n = _waiting.First; n is not null; n = n.Next)
-            if (address is null || n.Value.Address.Equals(address)) return n.Value;
+            if (n.Value.Address.Equals(address)) return n.Value;
         return null;
+    }
+
+    /// <summary>
+    /// The oldest waiting connection of the address holding the most pending slots. Shedding the globally oldest would let
+    /// a fast flood from a few addresses cycle the whole pool faster than a real client's TLS handshake; taking from the
+    /// busiest address leaves a client with one pending connection alone until the flood spans as many addresses as
+    /// there are slots.
+    /// </summary>
+    private Slot? OldestOfTheBusiestAddress()
+    {
+        Slot? best = null;
+        int most = 0;
+        for (var n = _waiting.First; n is not null; n = n.Next)
+        {
+            int count = _byAddress[n.Value.Address].Pending;
+            if (count > most) { most = count; best = n.Value; }
+        }
+        return best;
     }
 
     private void ShedLocked(Slot victim)

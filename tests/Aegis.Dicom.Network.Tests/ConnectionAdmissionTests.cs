@@ -59,6 +59,25 @@ public sealed class ConnectionAdmissionTests
     }
 
     [Fact]
+    public void A_full_pending_pool_sheds_from_the_address_holding_the_most_slots_not_a_quiet_one()
+    {
+        var admission = new ConnectionAdmission(10, 10, maxPending: 4, maxPendingPerAddress: 4);
+        var p = new Probe();
+        var y = p.Admit(admission, Y, "y")!; // the oldest overall, but Y holds one slot
+        p.Admit(admission, X, "x1");
+        p.Admit(admission, X, "x2");
+        p.Admit(admission, X, "x3");
+        p.Admit(admission, Z, "z1");
+        Assert.Equal(["x1"], p.Shed);
+        p.Admit(admission, Z, "z2");
+        Assert.Equal(["x1", "x2"], p.Shed);
+        // X and Z now hold one and two: Z gives up its oldest next.
+        p.Admit(admission, Z, "z3");
+        Assert.Equal(["x1", "x2", "z1"], p.Shed);
+        Assert.False(y.WasShed);
+    }
+
+    [Fact]
     public void A_connection_whose_request_is_being_decided_is_never_shed_and_a_pool_of_them_refuses_newcomers()
     {
         var admission = new ConnectionAdmission(10, 10, maxPending: 2, maxPendingPerAddress: 2);

@@ -115,6 +115,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddPhiScrubbing(); // last: wraps every provider above, so no log line carries PHI
 
+        var admission = new HttpConnectionAdmission(options.Http);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -125,9 +126,12 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
             k.Limits.MinRequestBodyDataRate = options.Http.MinRequestBodyBytesPerSecond > 0
                 ? new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(options.Http.MinRequestBodyBytesPerSecond, TimeSpan.FromSeconds(Math.Max(1, options.Http.MinRequestBodyGraceSeconds)))
                 : null;
-            k.Limits.MaxConcurrentConnections = options.Http.MaxConcurrentConnections > 0 ? options.Http.MaxConcurrentConnections : null;
+            // Connection counts are HttpConnectionAdmission's (pending connections shed oldest-first); Kestrel's own limit
+            // would refuse newcomers instead and is left off.
+            k.Limits.MaxConcurrentConnections = null;
             k.Listen(System.Net.IPAddress.Parse(options.Http.BindAddress), options.Http.Port, l =>
             {
+                l.Use(admission.Middleware);
                 l.UseHttps(new HttpsConnectionAdapterOptions
                 {
                     ServerCertificate = certificate,
@@ -139,12 +143,14 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
             });
             // Plain HTTP only when explicitly enabled, and then it only redirects to HTTPS (never serves content).
             if (options.Http.PlainPort > 0)
-                k.Listen(System.Net.IPAddress.Parse(options.Http.BindAddress), options.Http.PlainPort);
+                k.Listen(System.Net.IPAddress.Parse(options.Http.BindAddress), options.Http.PlainPort, l => l.Use(admission.Middleware));
         });
 
         var app = builder.Build();
         // DIMSE user identity negotiation accepts our JWTs and those of configured issuers (issue 5).
         archive.UseJwtValidator(app.Services.GetRequiredService<Aegis.Web.Auth.AegisJwtValidator>());
+        admission.Log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Aegis.Http");
+        app.Use(admission.OnRequestAsync);
         app.Use(async (ctx, next) =>
         {
             if (!ctx.Request.IsHttps)

@@ -73,8 +73,15 @@ public sealed class HttpOptions
     /// <summary>Slowest request body accepted after the grace period (slow POST); Kestrel's MinRequestBodyDataRate. 0 turns it off.</summary>
     public int MinRequestBodyBytesPerSecond { get; set; } = 240;
     public int MinRequestBodyGraceSeconds { get; set; } = 5;
-    /// <summary>Open HTTPS connections at once; more are closed on accept (Kestrel's MaxConcurrentConnections). 0 = no limit.</summary>
+    /// <summary>Established HTTP(S) connections (at least one request made); over it a request is answered 503. 0 = no limit.</summary>
     public int MaxConcurrentConnections { get; set; } = 1000;
+    /// <summary>Established connections from one address, and the pending ones it may hold (raise it behind a reverse proxy or NAT; 0 = no limit).</summary>
+    public int MaxConnectionsPerAddress { get; set; } = 256;
+    /// <summary>
+    /// Connections accepted but without a first request yet (TLS handshake, headers). When full, the oldest one is closed
+    /// for the newcomer, so idle sockets cannot lock clients out until the handshake or header timeout.
+    /// </summary>
+    public int MaxPendingConnections { get; set; } = 256;
     /// <summary>Time a client has to finish the TLS handshake.</summary>
     public int TlsHandshakeTimeoutSeconds { get; set; } = 10;
     /// <summary>The unpacked OHIF build served at /viewer (scripts/fetch-viewer.sh); empty = DIR/viewer.</summary>

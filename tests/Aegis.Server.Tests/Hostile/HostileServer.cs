@@ -37,6 +37,9 @@ public sealed class HostileServer : IAsyncLifetime
         ["Aegis__Http__MinRequestBodyGraceSeconds"] = I(MinRequestBodyGraceSeconds),
         ["Aegis__Http__MaxDecompressedBodyBytes"] = MaxDecompressedBodyBytes.ToString(CultureInfo.InvariantCulture),
         ["Aegis__Http__TlsHandshakeTimeoutSeconds"] = "3",
+        ["Aegis__Http__MaxConcurrentConnections"] = "96",
+        ["Aegis__Http__MaxConnectionsPerAddress"] = "32",
+        ["Aegis__Http__MaxPendingConnections"] = "48",
         ["Aegis__Ingest__MaxDataSetLength"] = MaxDataSetLength.ToString(CultureInfo.InvariantCulture),
     };
 

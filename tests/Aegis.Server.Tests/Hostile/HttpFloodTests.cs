@@ -1,0 +1,173 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Text;
+using Xunit.Abstractions;
+
+namespace Aegis.Server.Tests.Hostile;
+
+/// <summary>
+/// Issue 9, HTTPS side of the connection floods. The hostile server allows 96 established HTTPS connections, 32 per address,
+/// and 48 pending (no request yet). Idle sockets, from one address or spread over many, are shed oldest-first, so a
+/// client that opens a new connection and sends its request at once is served throughout; with a plain connection count
+/// (Kestrel's MaxConcurrentConnections) the same flood refuses every newcomer until the handshake timeout.
+/// </summary>
+[Collection(HostileCollection.Name)]
+public sealed class HttpFloodTests(HostileServer s, ITestOutputHelper output)
+{
+    private static async Task<Socket> ConnectFromAsync(IPAddress from, int port)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(from, 0));
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+        return socket;
+    }
+
+    private static bool ClosedByServer(Socket socket)
+    {
+        try
+        {
+            var buffer = new byte[4096];
+            while (socket.Poll(0, SelectMode.SelectRead))
+                if (socket.Receive(buffer) == 0) return true;
+            return false;
+        }
+        catch (SocketException) { return true; }
+        catch (ObjectDisposedException) { return true; }
+    }
+
+    /// <summary>/health on a connection of its own (a pooled keep-alive connection would prove nothing), and the DIMSE canary.</summary>
+    private async Task AssertNewConnectionsAnswerAsync(string when)
+    {
+        using var fresh = s.NewClient(null);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var r = await fresh.GetAsync("/health", cts.Token);
+        Assert.True(r.StatusCode == HttpStatusCode.OK, $"/health answered {(int)r.StatusCode} {when}");
+        await s.AssertAnswersAsync(when);
+    }
+
+    [Fact]
+    public async Task Idle_HTTPS_connections_from_one_address_and_from_many_are_shed_while_new_clients_are_served()
+    {
+        await AssertNewConnectionsAnswerAsync("before the flood");
+        long baseKb = s.RssKb(), peakKb = baseKb;
+        // 2,000 sockets from one address that never start TLS.
+        var flood = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 2000; i++)
+            {
+                flood.Add(await ConnectFromAsync(IPAddress.Parse("127.0.0.2"), s.HttpPort));
+                if (i % 500 == 499) await AssertNewConnectionsAnswerAsync($"with {i + 1} idle HTTPS connections from one address");
+            }
+            peakKb = Math.Max(peakKb, s.RssKb());
+            var until = DateTime.UtcNow.AddSeconds(20);
+            int open;
+            while ((open = flood.Count(x => !ClosedByServer(x))) > 0 && DateTime.UtcNow < until) await Task.Delay(250);
+            Assert.Equal(0, open);
+        }
+        finally { foreach (var x in flood) x.Dispose(); }
+
+        // 12 addresses, each kept at its allowance of 32 idle sockets (384, four times the pending pool), reopened as shed.
+        var spread = new List<Socket>();
+        using (var stop = new CancellationTokenSource())
+        {
+            var flooding = Task.Run(async () =>
+            {
+                int opened = 0;
+                while (!stop.IsCancellationRequested)
+                {
+                    lock (spread) spread.RemoveAll(x => { if (!ClosedByServer(x)) return false; x.Dispose(); return true; });
+                    for (int a = 0; a < 12 && !stop.IsCancellationRequested; a++)
+                    {
+                        var from = IPAddress.Parse($"127.0.3.{a + 1}");
+                        int have;
+                        lock (spread) have = spread.Count(x => ((IPEndPoint)x.LocalEndPoint!).Address.Equals(from));
+                        for (; have < 32; have++)
+                        {
+                            var x = await ConnectFromAsync(from, s.HttpPort);
+                            lock (spread) spread.Add(x);
+                            opened++;
+                        }
+                    }
+                    await Task.Delay(20);
+                }
+                return opened;
+            });
+            try
+            {
+                while (true)
+                {
+                    int n; lock (spread) n = spread.Count;
+                    if (n >= 300 || flooding.IsCompleted) break;
+                    await Task.Delay(50);
+                }
+                for (int i = 0; i < 5; i++) await AssertNewConnectionsAnswerAsync($"with idle HTTPS connections from 12 addresses held (round {i + 1})");
+                peakKb = Math.Max(peakKb, s.RssKb());
+            }
+            finally
+            {
+                stop.Cancel();
+                int opened = await flooding;
+                output.WriteLine($"spread HTTPS flood: {opened} idle connections opened from 12 addresses while new clients were served 5 times");
+                Assert.True(opened > 96, $"only {opened} flood connections");
+                lock (spread) { foreach (var x in spread) x.Dispose(); }
+            }
+        }
+        output.WriteLine($"RSS {baseKb / 1024} MiB before, peak {peakKb / 1024} MiB");
+        Assert.True(peakKb - baseKb < 256 * 1024, $"RSS grew from {baseKb} kB to {peakKb} kB");
+    }
+
+    private async Task<(Socket Socket, SslStream Tls)> KeepAliveFromAsync(IPAddress from)
+    {
+        var socket = await ConnectFromAsync(from, s.HttpPort);
+        var ssl = new SslStream(new NetworkStream(socket, ownsSocket: true));
+        await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "127.0.0.1", RemoteCertificateValidationCallback = (_, _, _, _) => true });
+        return (socket, ssl);
+    }
+
+    private static async Task<string> GetHealthAsync(SslStream ssl)
+    {
+        await ssl.WriteAsync(Encoding.ASCII.GetBytes("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        await ssl.FlushAsync();
+        var buffer = new byte[4096];
+        var text = new StringBuilder();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (!text.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+        {
+            int n = await ssl.ReadAsync(buffer, cts.Token);
+            if (n == 0) break;
+            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+        return text.ToString();
+    }
+
+    [Fact]
+    public async Task Established_connections_over_the_per_address_limit_get_503_and_others_are_unaffected()
+    {
+        var from = IPAddress.Parse("127.0.0.5");
+        var held = new List<SslStream>();
+        try
+        {
+            for (int i = 0; i < 32; i++)
+            {
+                var (_, ssl) = await KeepAliveFromAsync(from);
+                held.Add(ssl);
+                Assert.StartsWith("HTTP/1.1 200", await GetHealthAsync(ssl));
+            }
+            var (_, over) = await KeepAliveFromAsync(from);
+            held.Add(over);
+            var answer = await GetHealthAsync(over);
+            Assert.StartsWith("HTTP/1.1 503", answer);
+            Assert.Contains("Retry-After", answer, StringComparison.OrdinalIgnoreCase);
+            // The held ones still work (keep-alive), and another address is served.
+            Assert.StartsWith("HTTP/1.1 200", await GetHealthAsync(held[0]));
+            await AssertNewConnectionsAnswerAsync("with 32 keep-alive connections from one address");
+        }
+        finally { foreach (var x in held) await x.DisposeAsync(); }
+        // Their slots are free again.
+        await Task.Delay(500);
+        var (_, again) = await KeepAliveFromAsync(from);
+        await using (again) Assert.StartsWith("HTTP/1.1 200", await GetHealthAsync(again));
+    }
+}
