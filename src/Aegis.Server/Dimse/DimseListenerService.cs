@@ -56,6 +56,7 @@ internal sealed class DimseListenerService(
         var server = new DicomServer(serverOptions, policy, service);
         server.Start();
         _servers.Add(server);
+        archive.Metrics.ShedCounter(name == "DICOM" ? "dicom" : "dicom-tls", () => server.ConnectionsShed);
         log.LogInformation("{Name} listening on {EndPoint}", name, server.LocalEndPoint);
     }
 

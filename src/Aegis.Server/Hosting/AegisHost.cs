@@ -150,6 +150,7 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         // DIMSE user identity negotiation accepts our JWTs and those of configured issuers (issue 5).
         archive.UseJwtValidator(app.Services.GetRequiredService<Aegis.Web.Auth.AegisJwtValidator>());
         admission.Log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Aegis.Http");
+        archive.Metrics.ShedCounter("https", () => admission.Shed);
         app.Use(admission.OnRequestAsync);
         app.Use(async (ctx, next) =>
         {

@@ -28,6 +28,7 @@ public sealed class ArchiveServices : IAsyncDisposable
         var policy = Enum.TryParse<DuplicatePolicy>(options.Dicom.DuplicatePolicy, ignoreCase: true, out var p) ? p : DuplicatePolicy.Replace;
         Ingestor = new InstanceIngestor(blobs, index, policy, options.Ingest.ToReaderOptions(), options.Ingest.MaxDataSetLength,
             options.Storage.MinFreeBytes > 0 ? new StorageFloor(data.StoreDirectory, options.Storage.MinFreeBytes) : null);
+        Metrics.StorageFree(() => new StorageFloor(data.StoreDirectory, 0).AvailableBytes());
         AccessPolicy = new DimseAccessPolicy(options.Dicom.AeTitle, aes, accounts, jwtValidator: null, audit);
         if (!string.IsNullOrEmpty(options.Tls.TrustedCaFile))
         {
@@ -100,6 +101,12 @@ public sealed class ArchiveMetrics
         else Interlocked.Increment(ref _refused);
     }
     public void Retrieved(int n) => Interlocked.Add(ref _retrieved, n);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Func<long>> _shed = new();
+    private Func<long>? _storageFree;
+    /// <summary>A listener's count of pending connections closed to make room for newer ones (a flood shows here first).</summary>
+    public void ShedCounter(string listener, Func<long> read) => _shed[listener] = read;
+    /// <summary>Free bytes on the data volume, for the operator's alert before the store floor refuses images.</summary>
+    public void StorageFree(Func<long> read) => _storageFree = read;
     public void Association(bool accepted) => Interlocked.Increment(ref accepted ? ref _associations : ref _rejected);
 
     public string ToPrometheus() =>
@@ -117,6 +124,11 @@ public sealed class ArchiveMetrics
         aegis_associations_accepted_total {Interlocked.Read(ref _associations)}
         # TYPE aegis_associations_rejected_total counter
         aegis_associations_rejected_total {Interlocked.Read(ref _rejected)}
+        # HELP aegis_connections_shed_total Pending connections closed to make room for newer ones, per listener.
+        # TYPE aegis_connections_shed_total counter
+        {string.Concat(_shed.OrderBy(x => x.Key, StringComparer.Ordinal).Select(x => $"aegis_connections_shed_total{{listener=\"{x.Key}\"}} {x.Value()}\n"))}# HELP aegis_storage_free_bytes Free bytes on the volume of the data folder.
+        # TYPE aegis_storage_free_bytes gauge
+        aegis_storage_free_bytes {_storageFree?.Invoke() ?? -1}
 
         """;
 }

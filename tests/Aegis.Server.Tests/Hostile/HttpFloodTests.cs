@@ -115,6 +115,14 @@ public sealed class HttpFloodTests(HostileServer s, ITestOutputHelper output)
             }
         }
         output.WriteLine($"RSS {baseKb / 1024} MiB before, peak {peakKb / 1024} MiB");
+        // The operator sees the flood in the metrics (Prometheus text, authenticated).
+        using var metrics = await s.Tech.GetAsync("/metrics");
+        var text = await metrics.Content.ReadAsStringAsync();
+        Assert.True(metrics.StatusCode == HttpStatusCode.OK, $"/metrics: {(int)metrics.StatusCode}");
+        var shed = System.Text.RegularExpressions.Regex.Match(text, "aegis_connections_shed_total\\{listener=\"https\"\\} (\\d+)");
+        Assert.True(shed.Success, text);
+        Assert.True(long.Parse(shed.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 2000 - 32, text);
+        Assert.Matches("aegis_storage_free_bytes [1-9][0-9]*", text);
         Assert.True(peakKb - baseKb < 256 * 1024, $"RSS grew from {baseKb} kB to {peakKb} kB");
     }
 
