@@ -110,7 +110,17 @@ public sealed class DicomServer : IAsyncDisposable
     private async Task HandleConnectionAsync(Socket socket, CancellationToken ct)
     {
         await Task.Yield();
-        var remote = (IPEndPoint)socket.RemoteEndPoint!;
+        IPEndPoint remote;
+        try
+        {
+            remote = (IPEndPoint)socket.RemoteEndPoint!;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Reset between accept and here: nothing to serve, and a faulted task would fail StopAsync later.
+            socket.Dispose();
+            return;
+        }
         Interlocked.Increment(ref _active);
         string outcome = "closed";
         var slot = _admission.Admit(remote.Address, () =>
