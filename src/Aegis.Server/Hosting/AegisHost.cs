@@ -173,6 +173,9 @@ internal sealed class AegisHost(string dataPath, string? configFile, string[] se
         app.MapGet("/metrics", () => Results.Text(archive.Metrics.ToPrometheus(), "text/plain; version=0.0.4"));
         app.MapAegisEndpoints();
 
+        // Spool files of requests cut short by a crash: encrypted under keys that died with the process, so only space.
+        int leftovers = Aegis.Web.DicomWeb.SpoolFile.CleanDirectory(Path.Combine(data.Root, "stow-spool"));
+        if (leftovers > 0) app.Logger.LogInformation("removed {Count} STOW-RS spool files left by an earlier process", leftovers);
         if (fresh) Console.WriteLine($"Created a new archive in {data.Root}");
         Console.WriteLine($"Aegis: AE title {options.Dicom.AeTitle}; DICOM port {options.Dicom.Port}, DICOM TLS port {options.Dicom.TlsPort}; HTTPS port {options.Http.Port}");
         return (app, archive, folderLock);

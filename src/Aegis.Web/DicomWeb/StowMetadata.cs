@@ -30,15 +30,15 @@ internal sealed partial class DicomWebService
         List<(string SopClass, string SopInstance, ushort Reason, string Message)> failed, Dictionary<string, string> seriesOf, CancellationToken ct)
     {
         var spoolDir = SpoolDirectory();
-        string spoolPath = Path.Combine(spoolDir, "stow-" + Guid.NewGuid().ToString("N") + ".bulk");
         var metadata = new List<(byte[] Body, bool Xml, int Part)>();
         var bulk = new Dictionary<string, BulkPart>(StringComparer.Ordinal);
         long metadataBytes = 0;
         int parts = 0;
-        // Deleted when closed; the FileBulkData values below read it by path while it is still open.
-        var spool = new FileStream(spoolPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite, 1 << 16, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
-        await using (spool.ConfigureAwait(false))
+        // Encrypted, deleted when closed; the bulk data values below read it back while it is still open.
+        var spoolFile = new SpoolFile(spoolDir, ".bulk");
+        await using (spoolFile.ConfigureAwait(false))
         {
+            var spool = spoolFile.Stream;
             MultipartSection? section;
             while ((section = await reader.ReadNextSectionAsync(ct).ConfigureAwait(false)) is not null)
             {
@@ -81,7 +81,7 @@ internal sealed partial class DicomWebService
             DicomBulkData Resolve(string uri)
             {
                 if (!bulk.TryGetValue(uri, out var b)) throw new KeyNotFoundException("no bulk data part has that Content-Location");
-                return new FileBulkData(spoolPath, b.Offset, b.Length);
+                return spoolFile.Range(b.Offset, b.Length);
             }
 
             foreach (var (body, xml, part) in metadata)
@@ -145,7 +145,7 @@ internal sealed partial class DicomWebService
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(tag, out var a) && a.ValueKind == JsonValueKind.Object && a.TryGetProperty("Value", out var v) &&
         v.ValueKind == JsonValueKind.Array && v.GetArrayLength() > 0 && v[0].ValueKind == JsonValueKind.String ? v[0].GetString() ?? "" : "";
 
-    /// <summary>A private folder for spooled bulk data (mode 0700: it holds patient data in the clear while the request runs).</summary>
+    /// <summary>A private folder for spooled bulk data (mode 0700; its files are encrypted, see <see cref="SpoolFile"/>).</summary>
     private string SpoolDirectory()
     {
         var dir = options.SpoolDirectory ?? Path.Combine(Path.GetTempPath(), "aegis-stow-spool");
@@ -196,14 +196,18 @@ internal sealed partial class DicomWebService
             ds.Add(new DicomFragmentSequence(DicomTags.PixelData, pe.VR == DicomVR.OW ? DicomVR.OB : pe.VR, ReadOnlyMemory<byte>.Empty, [EvenLength.Of(pixels)]));
         }
 
-        var instancePath = Path.Combine(spoolDir, "stow-" + Guid.NewGuid().ToString("N") + ".dcm");
-        var instance = new FileStream(instancePath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+        var instanceFile = new SpoolFile(spoolDir, ".dcm");
         IngestResult result;
-        await using (instance.ConfigureAwait(false))
+        await using (instanceFile.ConfigureAwait(false))
         {
+            var instance = instanceFile.Stream;
             try
             {
-                DicomWriter.WriteDataset(instance, ds, syntax, padOddLengths: true);
+                // The writer emits element by element: buffered, so each encryption covers 64 KiB, not a tag.
+                // (Not disposed: that would close the spool under it.)
+                var buffered = new BufferedStream(instance, 1 << 16);
+                DicomWriter.WriteDataset(buffered, ds, syntax, padOddLengths: true);
+                buffered.Flush();
                 await instance.FlushAsync(ct).ConfigureAwait(false);
                 instance.Position = 0;
                 result = await ingestor.IngestDataSetAsync(sopClass, sop, syntax, instance, null, ct).ConfigureAwait(false);
@@ -226,7 +230,7 @@ internal sealed partial class DicomWebService
     /// <summary>The transfer-syntax parameter of the Pixel Data part's media type (PS3.18 8.7.3.3.2), if it has one.</summary>
     private static string? PixelTransferSyntax(DicomDataset ds, Dictionary<string, BulkPart> bulk)
     {
-        if (ds.Get(DicomTags.PixelData) is not DicomElement { BulkData: FileBulkData fb }) return null;
+        if (ds.Get(DicomTags.PixelData) is not DicomElement { BulkData: SpoolFile.IRange fb }) return null;
         var part = bulk.Values.FirstOrDefault(b => b.Offset == fb.Offset && b.Length == fb.Length);
         if (part?.ContentType is null || !MediaTypeHeaderValue.TryParse(part.ContentType, out var mt)) return null;
         foreach (var p in mt.Parameters)

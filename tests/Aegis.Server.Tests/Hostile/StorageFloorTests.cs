@@ -19,13 +19,24 @@ public sealed class StorageFloorTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _s = await AegisServer.StartAsync(environment: new Dictionary<string, string> { ["Aegis__Storage__MinFreeBytes"] = (1L << 50).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        // A STOW-RS spool file as a crash mid-request leaves it (encrypted under a key that died with the process).
+        var data = Directory.CreateTempSubdirectory("aegis-floor-data-").FullName;
+        Directory.CreateDirectory(Path.Combine(data, "stow-spool"));
+        await File.WriteAllBytesAsync(Path.Combine(data, "stow-spool", "stow-crashed.bulk"), new byte[4096]);
+        _s = await AegisServer.StartAsync(data, new Dictionary<string, string> { ["Aegis__Storage__MinFreeBytes"] = (1L << 50).ToString(System.Globalization.CultureInfo.InvariantCulture) });
         await _s.AddAeAsync("SCU", "127.0.0.1", "echo,store,find");
         var (exit, output) = await _s.CliAsync(Tech + "\n", "user", "add", "tech", "--role", "technologist", "--password-stdin");
         Assert.True(exit == 0, output);
     }
 
     public async Task DisposeAsync() => await _s.DisposeAsync();
+
+    [Fact]
+    public void Spool_files_left_by_a_crashed_process_are_removed_at_start()
+    {
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_s.Data, "stow-spool")));
+        Assert.Contains("removed 1 STOW-RS spool files", _s.Log);
+    }
 
     [Fact]
     public async Task Below_the_free_space_floor_stores_are_refused_with_out_of_resources_and_nothing_is_kept()
