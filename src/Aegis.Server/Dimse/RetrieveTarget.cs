@@ -152,7 +152,7 @@ internal abstract class RetrieveTarget : IAsyncDisposable
                     owner.Position = 0;
                     dataSet = (await Part10Meta.ReadAsync(owner, ct).ConfigureAwait(false)).DataSet;
                 }
-                // Big endian or deflated: read whole and re-written.
+                // Big endian, deflated, or no native Pixel Data: read whole and re-written (PS3.5 A.3, A.5).
                 var ds = DicomReader.ReadDataset(dataSet, syntax);
                 using var converted = new MemoryStream();
                 DicomWriter.WriteDataset(converted, ds, target);
