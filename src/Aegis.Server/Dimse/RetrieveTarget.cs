@@ -1,6 +1,7 @@
 using Aegis.Archive.Deidentification;
 using Aegis.Archive.Index;
 using Aegis.Archive.Ingest;
+using Aegis.Archive.Retrieve;
 using Aegis.Archive.Security;
 using Aegis.Dicom;
 using Aegis.Dicom.IO;
@@ -135,6 +136,23 @@ internal abstract class RetrieveTarget : IAsyncDisposable
             foreach (var target in new[] { TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian })
             {
                 if (association.FindPresentationContext(instance.SopClassUid, target.Uid) is not { IsAccepted: true }) continue;
+                // PS3.5 A.1/A.2: between the little endian syntaxes only element headers differ, so a multi-frame instance
+                // of hundreds of MB goes out with its header re-written and its Pixel Data streamed from the blob as stored.
+                // The blob (or a researcher's de-identified copy, already in memory) is seekable: re-read from its start.
+                if (owner.CanSeek && NativeTranscode.CanStream(syntax))
+                {
+                    owner.Position = 0;
+                    var header = await StoredHeader.ReadAsync(owner, ct).ConfigureAwait(false);
+                    if (NativeTranscode.PrepareDataSet(owner, header, target) is { } streamed)
+                    {
+                        await using var reencoded = streamed.OpenDataSet(owner);
+                        return await association.SendCStoreAsync(instance.SopClassUid, instance.SopInstanceUid, target, reencoded, originatorAE, messageId, ct: ct).ConfigureAwait(false);
+                    }
+                    // No native Pixel Data to stream (a small data set or a non-image): the in-memory path below.
+                    owner.Position = 0;
+                    dataSet = (await Part10Meta.ReadAsync(owner, ct).ConfigureAwait(false)).DataSet;
+                }
+                // Big endian, deflated, or no native Pixel Data: read whole and re-written (PS3.5 A.3, A.5).
                 var ds = DicomReader.ReadDataset(dataSet, syntax);
                 using var converted = new MemoryStream();
                 DicomWriter.WriteDataset(converted, ds, target);

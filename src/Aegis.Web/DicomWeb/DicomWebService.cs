@@ -8,6 +8,7 @@ using Aegis.Archive.Deidentification;
 using Aegis.Archive.Index;
 using Aegis.Archive.Ingest;
 using Aegis.Archive.Query;
+using Aegis.Archive.Retrieve;
 using Aegis.Archive.Security;
 using Aegis.Archive.Storage;
 using Aegis.Dicom;

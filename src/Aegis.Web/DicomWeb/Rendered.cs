@@ -1,5 +1,6 @@
 using Aegis.Archive.Audit;
 using Aegis.Archive.Index;
+using Aegis.Archive.Retrieve;
 using Aegis.Dicom;
 using Aegis.Web.Auth;
 
@@ -108,7 +109,7 @@ internal sealed partial class DicomWebService
                 ctx.Response.ContentLength = blob.Length;
                 await blob.CopyToAsync(ctx.Response.Body, 256 * 1024, ct).ConfigureAwait(false);
             }
-            else if (await NativeTranscode.PrepareAsync(_stored, i, target, ct).ConfigureAwait(false) is { } streamed)
+            else if (await _stored.PrepareNativeTranscodeAsync(i, target, ct).ConfigureAwait(false) is { } streamed)
             {
                 ctx.Response.ContentLength = streamed.Length;
                 await streamed.CopyToAsync(ctx.Response.Body, ct).ConfigureAwait(false);

@@ -1,14 +1,12 @@
 using System.Collections.Concurrent;
 using Aegis.Archive.Index;
 using Aegis.Archive.Ingest;
+using Aegis.Archive.Retrieve;
 using Aegis.Archive.Storage;
 using Aegis.Dicom;
 using Aegis.Dicom.IO;
 
 namespace Aegis.Web.DicomWeb;
-
-/// <summary>The attributes of a stored instance before its pixel data, and where its pixel data lies.</summary>
-internal sealed record StoredHeader(DicomDataset Header, TransferSyntax Syntax, long DataSetOffset, ElementLocation? PixelData);
 
 /// <summary>
 /// Opens stored instances for DICOMweb: the header (everything before Pixel Data, cached by blob id since blobs are
@@ -17,7 +15,6 @@ internal sealed record StoredHeader(DicomDataset Header, TransferSyntax Syntax, 
 internal sealed class StoredInstances(IBlobStore blobs)
 {
     private const int CacheCapacity = 4096;
-    private static readonly DicomReaderOptions HeaderOptions = new() { StopBefore = 0x7FE0_0010, Lenient = true };
     private readonly ConcurrentDictionary<string, StoredHeader> _cache = new(StringComparer.Ordinal);
 
     public IBlobStore Blobs => blobs;
@@ -25,16 +22,9 @@ internal sealed class StoredInstances(IBlobStore blobs)
     public async Task<StoredHeader> GetHeaderAsync(InstanceRecord instance, CancellationToken ct)
     {
         if (_cache.TryGetValue(instance.BlobId, out var hit)) return hit;
-        await using var blob = await blobs.OpenReadAsync(instance.BlobId, ct).ConfigureAwait(false);
-        var meta = await Part10Meta.ReadAsync(blob, ct).ConfigureAwait(false);
-        var header = DicomReader.ReadDataset(meta.DataSet, meta.TransferSyntax, HeaderOptions);
-        ElementLocation? pixel = null;
-        if (!meta.TransferSyntax.IsDeflated)
-        {
-            var map = ElementScanner.Scan(blob, meta.DataSetOffset, meta.TransferSyntax, t => t >= 0x7FE0_0010);
-            map.TryGetValue(0x7FE0_0010, out pixel);
-        }
-        var result = new StoredHeader(header, meta.TransferSyntax, meta.DataSetOffset, pixel);
+        StoredHeader result;
+        await using (var blob = await blobs.OpenReadAsync(instance.BlobId, ct).ConfigureAwait(false))
+            result = await StoredHeader.ReadAsync(blob, ct).ConfigureAwait(false);
         if (_cache.Count >= CacheCapacity) _cache.Clear(); // crude bound: headers are cheap to re-read
         _cache[instance.BlobId] = result;
         return result;
@@ -48,6 +38,12 @@ internal sealed class StoredInstances(IBlobStore blobs)
         var ds = DicomReader.ReadDataset(meta.DataSet, meta.TransferSyntax, new DicomReaderOptions { Lenient = true });
         return (meta.Meta, ds, meta.TransferSyntax);
     }
+
+    /// <summary>A streaming re-encoding into <paramref name="target"/>, or null when the instance needs the in-memory path.</summary>
+    public async Task<NativeTranscode?> PrepareNativeTranscodeAsync(InstanceRecord instance, TransferSyntax target, CancellationToken ct) =>
+        NativeTranscode.CanStream(target)
+            ? await NativeTranscode.PrepareAsync(blobs, instance, await GetHeaderAsync(instance, ct).ConfigureAwait(false), target, ct).ConfigureAwait(false)
+            : null;
 
     public void Forget(string blobId) => _cache.TryRemove(blobId, out _);
 }

@@ -4,6 +4,7 @@ using System.Text;
 using Aegis.Archive.Audit;
 using Aegis.Archive.Index;
 using Aegis.Archive.Ingest;
+using Aegis.Archive.Retrieve;
 using Aegis.Dicom;
 using Aegis.Dicom.IO;
 using Aegis.Dicom.Json;
@@ -58,7 +59,7 @@ internal sealed partial class DicomWebService
                     // Streamed as it is decrypted: a 2 GB instance never sits in memory.
                     await blob.CopyToAsync(response.Body, 256 * 1024, ct).ConfigureAwait(false);
                 }
-                else if (await NativeTranscode.PrepareAsync(_stored, i, target, ct).ConfigureAwait(false) is { } streamed)
+                else if (await _stored.PrepareNativeTranscodeAsync(i, target, ct).ConfigureAwait(false) is { } streamed)
                 {
                     await response.Body.WriteAsync(PartHeader(boundary, $"application/dicom; transfer-syntax={label}", $"Content-Length: {streamed.Length}\r\n"), ct).ConfigureAwait(false);
                     await streamed.CopyToAsync(response.Body, ct).ConfigureAwait(false);

@@ -71,11 +71,12 @@ internal static class Dcmtk
         }
     }
 
-    /// <summary>storescp receiving as <paramref name="aeTitle"/> into <paramref name="dir"/> (all syntaxes accepted, files named by SOP Instance UID).</summary>
-    public static async Task<Running> StartStoreScpAsync(string aeTitle, int port, string dir)
+    /// <summary>storescp receiving as <paramref name="aeTitle"/> into <paramref name="dir"/> (all syntaxes accepted unless
+    /// <paramref name="accept"/> says otherwise, e.g. "+xi" for Implicit VR Little Endian only; files named by SOP Instance UID).</summary>
+    public static async Task<Running> StartStoreScpAsync(string aeTitle, int port, string dir, string accept = "+xa")
     {
         Directory.CreateDirectory(dir);
-        var r = new Running("storescp", ["+xa", "-aet", aeTitle, "-od", dir, "-uf", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        var r = new Running("storescp", [accept, "-aet", aeTitle, "-od", dir, "-uf", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         for (int i = 0; i < 100; i++)
         {
             try

@@ -1,18 +1,18 @@
 using System.Buffers.Binary;
 using Aegis.Dicom;
 
-namespace Aegis.Web.DicomWeb;
+namespace Aegis.Archive.Retrieve;
 
 /// <summary>Where one top-level element's value lies in a stored Part 10 file (absolute offsets into the blob).</summary>
 /// <param name="Fragments">For encapsulated pixel data (PS3.5 A.4): the items' values, the Basic Offset Table first.</param>
-internal sealed record ElementLocation(DicomTag Tag, DicomVR VR, long ValueOffset, long Length, IReadOnlyList<(long Offset, long Length)>? Fragments);
+public sealed record ElementLocation(DicomTag Tag, DicomVR VR, long ValueOffset, long Length, IReadOnlyList<(long Offset, long Length)>? Fragments);
 
 /// <summary>
 /// Walks the top-level elements of a stored data set by seeking over their values, so a frame or a bulk value can be
 /// streamed from the middle of a multi-gigabyte file without reading what comes before it. Undefined-length
 /// sequences are walked item by item (PS3.5 7.5). Deflated data sets cannot be walked (there are no byte offsets).
 /// </summary>
-internal static class ElementScanner
+public static class ElementScanner
 {
     private const uint UndefinedLength = 0xFFFF_FFFF;
     private const int MaxFragments = 1 << 20;
