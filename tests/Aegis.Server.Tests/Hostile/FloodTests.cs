@@ -23,33 +23,11 @@ public sealed class FloodTests(HostileServer s, ITestOutputHelper output)
 
     private static readonly IPAddress Flooder = IPAddress.Parse("127.0.0.2");
 
-    private static async Task<Socket> ConnectFromAsync(IPAddress from, int port)
-    {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(from, 0));
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
-        return socket;
-    }
-
-    /// <summary>True once the server has closed (or reset) the connection; PDUs it sent first (A-ASSOCIATE-AC/RJ, A-ABORT) are read past.</summary>
-    private static bool ClosedByServer(Socket socket)
-    {
-        try
-        {
-            var buffer = new byte[4096];
-            while (socket.Poll(0, SelectMode.SelectRead))
-                if (socket.Receive(buffer) == 0) return true;
-            return false;
-        }
-        catch (SocketException) { return true; }
-        catch (ObjectDisposedException) { return true; }
-    }
-
     private static async Task<int> WaitAllClosedAsync(IReadOnlyList<Socket> sockets, TimeSpan within)
     {
         var until = DateTime.UtcNow + within;
         int open;
-        while ((open = sockets.Count(x => !ClosedByServer(x))) > 0 && DateTime.UtcNow < until) await Task.Delay(250);
+        while ((open = sockets.Count(x => !IdleSockets.ClosedByServer(x))) > 0 && DateTime.UtcNow < until) await Task.Delay(250);
         return open;
     }
 
@@ -69,7 +47,7 @@ public sealed class FloodTests(HostileServer s, ITestOutputHelper output)
             // Phase 1: TCP connect and never send a byte, 10,000 times from one address.
             for (int i = 0; i < Connections; i++)
             {
-                flood.Add(await ConnectFromAsync(Flooder, s.Port));
+                flood.Add(await IdleSockets.ConnectFromAsync(Flooder, s.Port));
                 if (i % 1000 == 999)
                 {
                     Sample();
@@ -100,7 +78,7 @@ public sealed class FloodTests(HostileServer s, ITestOutputHelper output)
         {
             for (int i = 0; i < 200; i++)
             {
-                var x = await ConnectFromAsync(Flooder, s.Port);
+                var x = await IdleSockets.ConnectFromAsync(Flooder, s.Port);
                 held.Add(x);
                 try { await x.SendAsync(rq); } catch (SocketException) { }
             }
@@ -136,51 +114,15 @@ public sealed class FloodTests(HostileServer s, ITestOutputHelper output)
         // as the canary takes. A plain connection count would be full within a second and lock the canary out until
         // ARTIM; pending connections are shed oldest-first instead, and the canary's request is decided as it comes.
         var spread = new List<Socket>();
-        using (var stopFlood = new CancellationTokenSource())
+        int opened = await IdleSockets.SpreadFloodAsync(s.Port, "127.0.1.", HostileServer.MaxAssociationsPerAddress, 90, spread, async () =>
         {
-            var flooding = Task.Run(async () =>
-            {
-                int opened = 0;
-                while (!stopFlood.IsCancellationRequested)
-                {
-                    lock (spread) spread.RemoveAll(x => { if (!ClosedByServer(x)) return false; x.Dispose(); return true; });
-                    for (int a = 0; a < 12 && !stopFlood.IsCancellationRequested; a++)
-                    {
-                        var from = IPAddress.Parse($"127.0.1.{a + 1}");
-                        int open;
-                        lock (spread) open = spread.Count(x => ((IPEndPoint)x.LocalEndPoint!).Address.Equals(from));
-                        for (; open < HostileServer.MaxAssociationsPerAddress; open++)
-                        {
-                            var x = await ConnectFromAsync(from, s.Port);
-                            lock (spread) spread.Add(x);
-                            opened++;
-                        }
-                    }
-                    await Task.Delay(20);
-                }
-                return opened;
-            });
-            try
-            {
-                while (true)
-                {
-                    int n; lock (spread) n = spread.Count;
-                    if (n >= 90 || flooding.IsCompleted) break;
-                    await Task.Delay(50);
-                }
-                for (int i = 0; i < 5; i++) await s.AssertAnswersAsync($"with idle connections from 12 addresses held open (round {i + 1})");
-                Sample();
-            }
-            finally
-            {
-                stopFlood.Cancel();
-                int opened = await flooding;
-                output.WriteLine($"spread flood: {opened} idle connections opened from 12 addresses while the canary answered 5 times");
-                Assert.True(opened > 2 * HostileServer.MaxAssociations, $"only {opened} flood connections were opened");
-            }
-            Assert.Equal(0, await WaitAllClosedAsync(spread, TimeSpan.FromSeconds(HostileServer.AssociationTimeoutSeconds * 5 + 10)));
-            foreach (var x in spread) x.Dispose();
-        }
+            for (int i = 0; i < 5; i++) await s.AssertAnswersAsync($"with idle connections from 12 addresses held open (round {i + 1})");
+            Sample();
+        });
+        output.WriteLine($"spread flood: {opened} idle connections opened from 12 addresses while the canary answered 5 times");
+        Assert.True(opened > 2 * HostileServer.MaxAssociations, $"only {opened} flood connections were opened");
+        Assert.Equal(0, await WaitAllClosedAsync(spread, TimeSpan.FromSeconds(HostileServer.AssociationTimeoutSeconds * 5 + 10)));
+        foreach (var x in spread) x.Dispose();
         await s.AssertAnswersAsync("after the floods");
         Sample();
         output.WriteLine($"RSS: {baseKb / 1024} MiB before, peak {_peakKb / 1024} MiB during, {afterPhase1 / 1024} MiB after 10,000 idle connections, {s.RssKb() / 1024} MiB at the end");
@@ -200,17 +142,17 @@ public sealed class FloodTests(HostileServer s, ITestOutputHelper output)
         {
             for (int i = 0; i < bytes.Length; i++)
             {
-                if (ClosedByServer(x)) return (i, true);
+                if (IdleSockets.ClosedByServer(x)) return (i, true);
                 try { await x.SendAsync(bytes.AsMemory(i, 1)); }
                 catch (SocketException) { return (i, true); }
                 await Task.Delay(gap);
             }
-            return (bytes.Length, ClosedByServer(x));
+            return (bytes.Length, IdleSockets.ClosedByServer(x));
         }
 
         // Before the association (ARTIM): 6 peers trickle their A-ASSOCIATE-RQ at 2 bytes a second.
         var peers = new List<Socket>();
-        for (int i = 0; i < 6; i++) peers.Add(await ConnectFromAsync(Flooder, s.Port));
+        for (int i = 0; i < 6; i++) peers.Add(await IdleSockets.ConnectFromAsync(Flooder, s.Port));
         var trickles = peers.Select(x => TrickleAsync(x, rq, TimeSpan.FromMilliseconds(500))).ToList();
         await Task.Delay(TimeSpan.FromSeconds(1));
         await s.AssertAnswersAsync("while A-ASSOCIATE-RQs are trickled");
@@ -222,7 +164,7 @@ public sealed class FloodTests(HostileServer s, ITestOutputHelper output)
         foreach (var x in peers) x.Dispose();
 
         // Inside an association (idle / DIMSE timeout): accepted, then a P-DATA-TF trickled at 2 bytes a second.
-        using var inside = await ConnectFromAsync(Flooder, s.Port);
+        using var inside = await IdleSockets.ConnectFromAsync(Flooder, s.Port);
         await inside.SendAsync(rq);
         var ac = new byte[1];
         inside.ReceiveTimeout = 10_000;

@@ -15,27 +15,6 @@ namespace Aegis.Server.Tests.Hostile;
 [Collection(HostileCollection.Name)]
 public sealed class HttpFloodTests(HostileServer s, ITestOutputHelper output)
 {
-    private static async Task<Socket> ConnectFromAsync(IPAddress from, int port)
-    {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(from, 0));
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
-        return socket;
-    }
-
-    private static bool ClosedByServer(Socket socket)
-    {
-        try
-        {
-            var buffer = new byte[4096];
-            while (socket.Poll(0, SelectMode.SelectRead))
-                if (socket.Receive(buffer) == 0) return true;
-            return false;
-        }
-        catch (SocketException) { return true; }
-        catch (ObjectDisposedException) { return true; }
-    }
-
     /// <summary>/health on a connection of its own (a pooled keep-alive connection would prove nothing), and the DIMSE canary.</summary>
     private async Task AssertNewConnectionsAnswerAsync(string when)
     {
@@ -57,63 +36,30 @@ public sealed class HttpFloodTests(HostileServer s, ITestOutputHelper output)
         {
             for (int i = 0; i < 2000; i++)
             {
-                flood.Add(await ConnectFromAsync(IPAddress.Parse("127.0.0.2"), s.HttpPort));
+                flood.Add(await IdleSockets.ConnectFromAsync(IPAddress.Parse("127.0.0.2"), s.HttpPort));
                 if (i % 500 == 499) await AssertNewConnectionsAnswerAsync($"with {i + 1} idle HTTPS connections from one address");
             }
             peakKb = Math.Max(peakKb, s.RssKb());
             var until = DateTime.UtcNow.AddSeconds(20);
             int open;
-            while ((open = flood.Count(x => !ClosedByServer(x))) > 0 && DateTime.UtcNow < until) await Task.Delay(250);
+            while ((open = flood.Count(x => !IdleSockets.ClosedByServer(x))) > 0 && DateTime.UtcNow < until) await Task.Delay(250);
             Assert.Equal(0, open);
         }
         finally { foreach (var x in flood) x.Dispose(); }
 
         // 12 addresses, each kept at its allowance of 32 idle sockets (384, four times the pending pool), reopened as shed.
         var spread = new List<Socket>();
-        using (var stop = new CancellationTokenSource())
+        try
         {
-            var flooding = Task.Run(async () =>
+            int opened = await IdleSockets.SpreadFloodAsync(s.HttpPort, "127.0.3.", 32, 300, spread, async () =>
             {
-                int opened = 0;
-                while (!stop.IsCancellationRequested)
-                {
-                    lock (spread) spread.RemoveAll(x => { if (!ClosedByServer(x)) return false; x.Dispose(); return true; });
-                    for (int a = 0; a < 12 && !stop.IsCancellationRequested; a++)
-                    {
-                        var from = IPAddress.Parse($"127.0.3.{a + 1}");
-                        int have;
-                        lock (spread) have = spread.Count(x => ((IPEndPoint)x.LocalEndPoint!).Address.Equals(from));
-                        for (; have < 32; have++)
-                        {
-                            var x = await ConnectFromAsync(from, s.HttpPort);
-                            lock (spread) spread.Add(x);
-                            opened++;
-                        }
-                    }
-                    await Task.Delay(20);
-                }
-                return opened;
-            });
-            try
-            {
-                while (true)
-                {
-                    int n; lock (spread) n = spread.Count;
-                    if (n >= 300 || flooding.IsCompleted) break;
-                    await Task.Delay(50);
-                }
                 for (int i = 0; i < 5; i++) await AssertNewConnectionsAnswerAsync($"with idle HTTPS connections from 12 addresses held (round {i + 1})");
                 peakKb = Math.Max(peakKb, s.RssKb());
-            }
-            finally
-            {
-                stop.Cancel();
-                int opened = await flooding;
-                output.WriteLine($"spread HTTPS flood: {opened} idle connections opened from 12 addresses while new clients were served 5 times");
-                Assert.True(opened > 96, $"only {opened} flood connections");
-                lock (spread) { foreach (var x in spread) x.Dispose(); }
-            }
+            });
+            output.WriteLine($"spread HTTPS flood: {opened} idle connections opened from 12 addresses while new clients were served 5 times");
+            Assert.True(opened > 96, $"only {opened} flood connections");
         }
+        finally { foreach (var x in spread) x.Dispose(); }
         output.WriteLine($"RSS {baseKb / 1024} MiB before, peak {peakKb / 1024} MiB");
         // The operator sees the flood in the metrics (Prometheus text, authenticated).
         using var metrics = await s.Tech.GetAsync("/metrics");
@@ -128,7 +74,7 @@ public sealed class HttpFloodTests(HostileServer s, ITestOutputHelper output)
 
     private async Task<(Socket Socket, SslStream Tls)> KeepAliveFromAsync(IPAddress from)
     {
-        var socket = await ConnectFromAsync(from, s.HttpPort);
+        var socket = await IdleSockets.ConnectFromAsync(from, s.HttpPort);
         var ssl = new SslStream(new NetworkStream(socket, ownsSocket: true));
         await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "127.0.0.1", RemoteCertificateValidationCallback = (_, _, _, _) => true });
         return (socket, ssl);
